@@ -1,0 +1,74 @@
+import * as pulumi from "@pulumi/pulumi";
+import { LocalMlflowServer } from "../providers/localMlflowServer";
+import { MlflowAuth } from "../providers/modelVersionCore";
+
+export interface MlflowServerArgs {
+  /** `local` starts `mlflow server` on this machine; `existing` uses the server at `trackingUri`. */
+  readonly mode: "local" | "existing";
+  /** Interface the local server binds to (default 127.0.0.1). */
+  readonly host?: pulumi.Input<string>;
+  /** Port of the local server (default 5000). */
+  readonly port?: pulumi.Input<number>;
+  /** Backend store and artifacts of the local server; kept on destroy. */
+  readonly dataDir?: pulumi.Input<string>;
+  /** The `mlflow` executable for the local server. */
+  readonly mlflowBin?: pulumi.Input<string>;
+  /** Deadline for the local server's /health (default 120 s). */
+  readonly startTimeoutSeconds?: pulumi.Input<number>;
+  /** URL of an existing tracking server (mode `existing`). */
+  readonly trackingUri?: pulumi.Input<string>;
+  /** Basic-auth user (default "admin" when a password is set). */
+  readonly username?: pulumi.Input<string>;
+  /** Basic-auth password; a local server is started with MLflow's basic-auth app. Keep it secret. */
+  readonly password?: pulumi.Input<string>;
+}
+
+/** An MLflow tracking server and model registry: started here (`local`) or an existing one. */
+export class MlflowServer extends pulumi.ComponentResource {
+  /** Credential-free URL of the tracking server. */
+  public readonly trackingUri: pulumi.Output<string>;
+  /** Credentials for the server, secret (undefined without auth). */
+  public readonly auth: pulumi.Output<MlflowAuth | undefined>;
+
+  constructor(name: string, args: MlflowServerArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("modelserving:mlflow:MlflowServer", name, {}, opts);
+    if (args.mode !== "local" && args.mode !== "existing") {
+      throw new Error(`MlflowServer: mode must be "local" or "existing", got "${args.mode}"`);
+    }
+    if (args.mode === "existing" && args.trackingUri === undefined) {
+      throw new Error('MlflowServer: trackingUri is required when mode is "existing"');
+    }
+    if (args.mode === "local" && args.mlflowBin === undefined) {
+      throw new Error('MlflowServer: mlflowBin is required when mode is "local"');
+    }
+
+    const auth =
+      args.password === undefined
+        ? undefined
+        : pulumi.secret(
+            pulumi
+              .all([args.username ?? "admin", args.password])
+              .apply(([username, password]) => ({ username, password })),
+          );
+    this.auth = auth ?? pulumi.output(undefined);
+
+    if (args.mode === "local") {
+      const server = new LocalMlflowServer(
+        `${name}-server`,
+        {
+          mlflowBin: args.mlflowBin!,
+          host: args.host ?? "127.0.0.1",
+          port: args.port ?? 5000,
+          dataDir: args.dataDir!,
+          startTimeoutSeconds: args.startTimeoutSeconds ?? 120,
+          auth,
+        },
+        { parent: this },
+      );
+      this.trackingUri = server.trackingUri;
+    } else {
+      this.trackingUri = pulumi.output(args.trackingUri!);
+    }
+    this.registerOutputs({ trackingUri: this.trackingUri, auth: this.auth });
+  }
+}

@@ -1,0 +1,133 @@
+import * as pulumi from "@pulumi/pulumi";
+import { ModelDeployment } from "../providers/modelDeployment";
+import { hashSource, sourceProblem } from "../providers/modelSource";
+import { MlflowAuth } from "../providers/modelVersionCore";
+import { ModelVersion } from "../providers/modelVersion";
+import { EndpointEntry } from "./endpoint";
+import { sampleRequestBody } from "./sampleInput";
+import { mlflowCurlCommand, mlflowPythonCommand } from "./snippets/mlflow";
+
+export interface MlflowServingArgs {
+  /** Deploy mode; `local` serves on the MLflow host (this machine). */
+  readonly mode: pulumi.Input<"local">;
+  /** Interface and URL host of the model server (default 127.0.0.1). */
+  readonly host?: pulumi.Input<string>;
+  /** Fixed port; by default the first free port from `portRangeStart`. */
+  readonly port?: pulumi.Input<number>;
+  /** First port tried when no port is fixed (default 5001). */
+  readonly portRangeStart?: pulumi.Input<number>;
+  /** The `mlflow` executable whose environment has the model's dependencies. */
+  readonly mlflowBin: pulumi.Input<string>;
+  /** Folder for logs and port locks. */
+  readonly runDir: pulumi.Input<string>;
+  /** Deadline for the model server's /ping (default 300 s). */
+  readonly startTimeoutSeconds?: pulumi.Input<number>;
+}
+
+export interface RegisteredModelArgs {
+  /** Tracking server URL. */
+  readonly trackingUri: pulumi.Input<string>;
+  /** Tracking server credentials (secret). */
+  readonly auth?: pulumi.Input<MlflowAuth | undefined>;
+  /** Registered model name. */
+  readonly modelName: string;
+  /** A local MLflow model directory (content-hashed) or a runs:/, models:/ or artifact URI. */
+  readonly source: string;
+  /** Aliases that point at this version, e.g. ["champion"]. */
+  readonly aliases?: pulumi.Input<pulumi.Input<string>[]>;
+  /** Tags on the model version. */
+  readonly tags?: pulumi.Input<Record<string, pulumi.Input<string>>>;
+  /** Description of the model version. */
+  readonly description?: pulumi.Input<string>;
+  /** Bump to register the same source again as a new version (default 1). */
+  readonly registration?: pulumi.Input<number>;
+  /** Keep the version in the registry on destroy and replacement (default false). */
+  readonly keepInRegistry?: boolean;
+  /** Experiment that holds the upload runs of local sources (default "model-serving"). */
+  readonly experimentName?: pulumi.Input<string>;
+  /** Deadline for the version to become READY (default 120 s). */
+  readonly readyTimeoutSeconds?: pulumi.Input<number>;
+  /** Serve the version as a REST endpoint on the MLflow host; omit to only register. */
+  readonly serve?: MlflowServingArgs;
+  /** Request body for the generated commands (default: one row of the model's serving example). */
+  readonly sampleInput?: Record<string, unknown>;
+}
+
+/** A model version registered in MLflow, optionally served as a REST endpoint on the MLflow host. */
+export class RegisteredModel extends pulumi.ComponentResource {
+  /** `models:/<name>/<version>` */
+  public readonly modelUri: pulumi.Output<string>;
+  public readonly version: pulumi.Output<string>;
+  /** How to score the served version; undefined when it is only registered. */
+  public readonly endpoint: pulumi.Output<EndpointEntry | undefined>;
+
+  constructor(name: string, args: RegisteredModelArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("modelserving:mlflow:RegisteredModel", name, {}, opts);
+    const problem = sourceProblem("source", args.source);
+    if (problem) {
+      throw new Error(`RegisteredModel ${args.modelName}: ${problem}`);
+    }
+
+    const version = new ModelVersion(
+      `${name}-version`,
+      {
+        trackingUri: args.trackingUri,
+        auth: args.auth,
+        name: args.modelName,
+        source: args.source,
+        sourceHash: hashSource(args.source),
+        aliases: args.aliases ?? [],
+        tags: args.tags ?? {},
+        description: args.description ?? "",
+        registration: args.registration ?? 1,
+        experimentName: args.experimentName ?? "model-serving",
+        readyTimeoutSeconds: args.readyTimeoutSeconds ?? 120,
+      },
+      { parent: this, retainOnDelete: args.keepInRegistry ?? false },
+    );
+    this.modelUri = version.modelUri;
+    this.version = version.version;
+
+    if (args.serve) {
+      const deployment = new ModelDeployment(
+        `${name}-server`,
+        {
+          mode: args.serve.mode,
+          modelUri: version.modelUri,
+          trackingUri: args.trackingUri,
+          auth: args.auth,
+          host: args.serve.host ?? "127.0.0.1",
+          port: args.serve.port,
+          portRangeStart: args.serve.portRangeStart ?? 5001,
+          mlflowBin: args.serve.mlflowBin,
+          runDir: args.serve.runDir,
+          startTimeoutSeconds: args.serve.startTimeoutSeconds ?? 300,
+        },
+        { parent: this },
+      );
+      const body = sampleRequestBody(args.source, args.sampleInput);
+      this.endpoint = pulumi
+        .all([deployment.url, version.modelUri, version.version])
+        .apply(([url, modelUri, v]): EndpointEntry | undefined =>
+          // Known only once the deployment exists (undefined while previewing its creation).
+          url === undefined
+            ? undefined
+            : {
+                target: "mlflow",
+                url,
+                modelUri,
+                version: v,
+                curl: mlflowCurlCommand(url, body),
+                python: mlflowPythonCommand(url, body),
+              },
+        );
+    } else {
+      this.endpoint = pulumi.output(undefined);
+    }
+    this.registerOutputs({
+      modelUri: this.modelUri,
+      version: this.version,
+      endpoint: this.endpoint,
+    });
+  }
+}

@@ -1,0 +1,32 @@
+import * as fs from "fs";
+import * as path from "path";
+
+/**
+ * The request body the generated commands send: the configured sample, else the first row of the
+ * model's own `serving_input_example.json` (written by MLflow when the model was logged with an input
+ * example), else an empty `dataframe_split` that the user must fill in.
+ */
+export function sampleRequestBody(source: string, configured?: Record<string, unknown>): unknown {
+  if (configured) {
+    return configured;
+  }
+  const examplePath = path.join(source, "serving_input_example.json");
+  if (!/^[a-z][a-z0-9+.-]*:/i.test(source) && fs.existsSync(examplePath)) {
+    return firstRow(JSON.parse(fs.readFileSync(examplePath, "utf8")));
+  }
+  return { dataframe_split: { columns: [], data: [] } };
+}
+
+/** Keeps one row of a dataframe_split, dataframe_records, instances or inputs payload. */
+export function firstRow(body: Record<string, unknown>): Record<string, unknown> {
+  const split = body.dataframe_split as { data?: unknown[] } | undefined;
+  if (split && Array.isArray(split.data)) {
+    return { ...body, dataframe_split: { ...split, data: split.data.slice(0, 1) } };
+  }
+  for (const key of ["dataframe_records", "instances", "inputs"]) {
+    if (Array.isArray(body[key])) {
+      return { ...body, [key]: (body[key] as unknown[]).slice(0, 1) };
+    }
+  }
+  return body;
+}

@@ -1,0 +1,63 @@
+import * as pulumi from "@pulumi/pulumi";
+import { EndpointEntry } from "./components/endpoint";
+import { MlflowServer } from "./components/mlflowServer";
+import { RegisteredModel } from "./components/registeredModel";
+import { loadStackConfig } from "./config/load";
+
+// config (validated before anything is declared) -> MLflow host -> one RegisteredModel per model.
+const cfg = loadStackConfig();
+
+const mlflow = new MlflowServer("mlflow", {
+  mode: cfg.mlflow.mode === "existing" ? "existing" : "local",
+  host: cfg.mlflow.host,
+  port: cfg.mlflow.port,
+  dataDir: cfg.mlflow.dataDir,
+  mlflowBin: cfg.mlflowBin,
+  startTimeoutSeconds: cfg.mlflow.startTimeoutSeconds,
+  trackingUri: cfg.mlflow.trackingUri,
+  username: cfg.mlflow.username,
+  password: cfg.mlflowPassword,
+});
+
+const models = cfg.models.map(
+  (m) =>
+    new RegisteredModel(m.name, {
+      trackingUri: mlflow.trackingUri,
+      auth: mlflow.auth,
+      modelName: m.name,
+      source: m.source,
+      aliases: m.aliases,
+      tags: m.tags,
+      description: m.description,
+      registration: m.registration,
+      keepInRegistry: m.keepInRegistry,
+      sampleInput: m.sampleInput,
+      serve:
+        m.serve === false
+          ? undefined
+          : {
+              mode: cfg.mlflow.deployMode as "local",
+              host: m.serve.host,
+              port: m.serve.port,
+              mlflowBin: cfg.mlflowBin,
+              runDir: cfg.runDir,
+              startTimeoutSeconds: m.serve.startTimeoutSeconds,
+            },
+    }),
+);
+
+export const mlflowTrackingUri = mlflow.trackingUri;
+
+/** Model name -> how to score it on the MLflow host. */
+export const endpoints: pulumi.Output<Record<string, EndpointEntry>> = pulumi
+  .all(models.map((m) => m.endpoint))
+  .apply((entries) =>
+    Object.fromEntries(
+      entries.flatMap((e, i) => (e ? [[cfg.models[i].name, e] as [string, EndpointEntry]] : [])),
+    ),
+  );
+
+/** Model name -> `models:/<name>/<version>` of every registered model, served or not. */
+export const modelUris = pulumi
+  .all(models.map((m) => m.modelUri))
+  .apply((uris) => Object.fromEntries(uris.map((u, i) => [cfg.models[i].name, u])));

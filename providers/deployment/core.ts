@@ -1,0 +1,95 @@
+import { localServingHost } from "./localHost";
+import { DeploymentArgs, DeploymentState, DeployMode, ServingHost } from "./types";
+
+/**
+ * Core of the ModelDeployment dynamic provider.
+ *
+ * Contract
+ * - id: `<host>:<port>` of the model server.
+ * - replace: another deploy mode, host or fixed port (the URL changes).
+ * - update in place: a new model URI (a new version), tracking URI, credentials or executable: the
+ *   server is restarted on the same port, so the URL stays the same.
+ * - delete: stops the server's whole process group and checks the port is released.
+ * - read: the deployment is gone unless the server we started is alive and answers /ping as this
+ *   model's server, so `pulumi refresh` + `pulumi up` brings a dead server back.
+ */
+
+export function servingHostFor(mode: DeployMode): ServingHost {
+  switch (mode) {
+    case "local":
+      return localServingHost();
+    default:
+      throw new Error(`deployMode: "${mode}" is not available yet; supported: local`);
+  }
+}
+
+export function deploymentId(state: Pick<DeploymentState, "host" | "servedPort">): string {
+  return `${state.host}:${state.servedPort}`;
+}
+
+export async function createDeployment(
+  args: DeploymentArgs,
+  log: (msg: string) => void = () => undefined,
+): Promise<{ id: string; outs: DeploymentState }> {
+  const host = servingHostFor(args.mode);
+  const port = await host.reservePort(args);
+  try {
+    const outs = await host.start(args, port, log);
+    return { id: deploymentId(outs), outs };
+  } catch (err) {
+    host.releasePort(args, port);
+    throw err;
+  }
+}
+
+const REPLACE_KEYS = ["mode", "host", "port"] as const;
+const UPDATE_KEYS = [
+  "modelUri",
+  "trackingUri",
+  "auth",
+  "mlflowBin",
+  "portRangeStart",
+  "runDir",
+  "startTimeoutSeconds",
+] as const;
+/** Changes that need the server restarted (the others are only recorded). */
+const RESTART_KEYS = ["modelUri", "trackingUri", "auth", "mlflowBin"] as const;
+
+function changedKeys<K extends keyof DeploymentArgs>(
+  olds: DeploymentArgs,
+  news: DeploymentArgs,
+  keys: readonly K[],
+): K[] {
+  return keys.filter((k) => JSON.stringify(olds[k] ?? null) !== JSON.stringify(news[k] ?? null));
+}
+
+export function diffDeployment(olds: DeploymentState, news: DeploymentArgs) {
+  const replaces = changedKeys(olds, news, REPLACE_KEYS);
+  const updates = changedKeys(olds, news, UPDATE_KEYS);
+  return {
+    changes: replaces.length + updates.length > 0,
+    replaces: [...replaces],
+    deleteBeforeReplace: true,
+  };
+}
+
+export async function updateDeployment(
+  olds: DeploymentState,
+  news: DeploymentArgs,
+  log: (msg: string) => void = () => undefined,
+): Promise<DeploymentState> {
+  if (changedKeys(olds, news, RESTART_KEYS).length === 0) {
+    return { ...olds, ...news };
+  }
+  const host = servingHostFor(news.mode);
+  await host.stop(olds);
+  return host.start(news, olds.servedPort, log);
+}
+
+export async function readDeployment(state: DeploymentState): Promise<DeploymentState | undefined> {
+  return (await servingHostFor(state.mode).isServing(state)) ? state : undefined;
+}
+
+export async function deleteDeployment(state: DeploymentState): Promise<void> {
+  await servingHostFor(state.mode).stop(state);
+}

@@ -1,0 +1,51 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as core from "./mlflowServerCore";
+
+// Thin dynamic resource over ./mlflowServerCore (see the contract there).
+const localMlflowServerProvider: pulumi.dynamic.ResourceProvider = {
+  async check(olds, news) {
+    return { inputs: news };
+  },
+  async diff(id, olds, news) {
+    return core.diffMlflowServer(olds, news);
+  },
+  async create(inputs) {
+    const outs = await core.startMlflowServer(inputs);
+    return { id: core.serverId(outs), outs };
+  },
+  async update(id, olds, news) {
+    return { outs: await core.updateMlflowServer(olds, news) };
+  },
+  async read(id, props) {
+    return (await core.isMlflowServerRunning(props)) ? { id, props } : { id: "", props: {} };
+  },
+  async delete(id, props) {
+    await core.stopMlflowServer(props);
+  },
+};
+
+export interface LocalMlflowServerArgs {
+  mlflowBin: pulumi.Input<string>;
+  host: pulumi.Input<string>;
+  port: pulumi.Input<number>;
+  dataDir: pulumi.Input<string>;
+  startTimeoutSeconds: pulumi.Input<number>;
+  auth?: pulumi.Input<{ username: pulumi.Input<string>; password: pulumi.Input<string> }>;
+}
+
+/** An `mlflow server` process on this machine (id `<host>:<port>`). */
+export class LocalMlflowServer extends pulumi.dynamic.Resource {
+  public readonly trackingUri!: pulumi.Output<string>;
+  public readonly pid!: pulumi.Output<number>;
+
+  constructor(name: string, args: LocalMlflowServerArgs, opts?: pulumi.CustomResourceOptions) {
+    super(
+      localMlflowServerProvider,
+      name,
+      { trackingUri: undefined, pid: undefined, ...args },
+      pulumi.mergeOptions(opts, { additionalSecretOutputs: ["auth"] }),
+      "modelserving",
+      "LocalMlflowServer",
+    );
+  }
+}

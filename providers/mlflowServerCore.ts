@@ -1,0 +1,162 @@
+import * as fs from "fs";
+import * as path from "path";
+import * as proc from "./process";
+
+/**
+ * Core of the LocalMlflowServer dynamic provider: `mlflow server` on this machine with a SQLite backend
+ * store and served artifacts under `dataDir`.
+ *
+ * Contract
+ * - id: `<host>:<port>`.
+ * - replace: another host, port or data directory (another URL or another registry).
+ * - update in place: executable, auth or timeouts: the server restarts on the same port and data.
+ * - delete: stops the server's process group and checks the port is released. `dataDir` is kept, so
+ *   undeploying loses no registry data and the next `up` finds every model again.
+ * - read: gone unless the server we started is alive and answers /health.
+ * - A port already taken by a process this stack does not own is an error, never adopted.
+ */
+
+export interface MlflowServerArgs {
+  mlflowBin: string;
+  host: string;
+  port: number;
+  dataDir: string;
+  startTimeoutSeconds: number;
+  /** Basic auth (MLflow's `basic-auth` app) with this admin account. Secret. */
+  auth?: { username: string; password: string };
+}
+
+export interface MlflowServerState extends MlflowServerArgs, proc.ProcessHandle {
+  trackingUri: string;
+  logFile: string;
+}
+
+export function serverId(args: Pick<MlflowServerArgs, "host" | "port">): string {
+  return `${args.host}:${args.port}`;
+}
+
+/** The `mlflow server` command line (no secrets: the admin account goes into an ini file). */
+export function serverCommand(args: MlflowServerArgs): string[] {
+  const dataDir = path.resolve(args.dataDir);
+  const cmd = [
+    "server",
+    "--host",
+    args.host,
+    "--port",
+    String(args.port),
+    "--backend-store-uri",
+    `sqlite:///${path.join(dataDir, "mlflow.db")}`,
+    "--artifacts-destination",
+    path.join(dataDir, "artifacts"),
+    "--serve-artifacts",
+    "--workers",
+    "1",
+  ];
+  if (args.auth) {
+    cmd.push("--app-name", "basic-auth");
+  }
+  return cmd;
+}
+
+/** MLflow's basic-auth settings, written 0600 into the data directory. */
+export function basicAuthIni(
+  dataDir: string,
+  auth: { username: string; password: string },
+): string {
+  return [
+    "[mlflow]",
+    "default_permission = READ",
+    `database_uri = sqlite:///${path.join(path.resolve(dataDir), "basic_auth.db")}`,
+    `admin_username = ${auth.username}`,
+    `admin_password = ${auth.password}`,
+    "authorization_function = mlflow.server.auth:authenticate_request_basic_auth",
+    "",
+  ].join("\n");
+}
+
+export async function startMlflowServer(
+  args: MlflowServerArgs,
+  log: (msg: string) => void = () => undefined,
+): Promise<MlflowServerState> {
+  if (!(await proc.isPortFree(args.host, args.port))) {
+    throw new Error(
+      `mlflow.port: ${args.port} on ${args.host} is already in use by a process this stack does not ` +
+        "own; stop it or choose another port",
+    );
+  }
+  const dataDir = path.resolve(args.dataDir);
+  fs.mkdirSync(path.join(dataDir, "artifacts"), { recursive: true });
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    PATH: `${path.dirname(args.mlflowBin)}${path.delimiter}${process.env.PATH ?? ""}`,
+  };
+  delete env.MLFLOW_TRACKING_URI;
+  if (args.auth) {
+    const iniPath = path.join(dataDir, "basic_auth.ini");
+    fs.writeFileSync(iniPath, basicAuthIni(dataDir, args.auth), { mode: 0o600 });
+    fs.chmodSync(iniPath, 0o600);
+    env.MLFLOW_AUTH_CONFIG_PATH = iniPath;
+  }
+  const logFile = path.join(dataDir, "logs", `mlflow-server-${args.port}.log`);
+  const handle = proc.spawnDetached(args.mlflowBin, serverCommand(args), {
+    env,
+    logFile,
+    cwd: dataDir,
+  });
+  const trackingUri = `http://${args.host}:${args.port}`;
+  log(`started mlflow server on ${trackingUri} (pid ${handle.pid})`);
+  try {
+    await proc.waitForHttpOk(
+      `${trackingUri}/health`,
+      handle,
+      args.startTimeoutSeconds,
+      logFile,
+      log,
+    );
+  } catch (err) {
+    await proc.killProcessGroup(handle);
+    throw err;
+  }
+  return { ...args, ...handle, trackingUri, logFile };
+}
+
+export async function stopMlflowServer(state: MlflowServerState): Promise<void> {
+  await proc.killProcessGroup(state);
+  await proc.waitForPortFree(state.host, state.port, 15_000);
+}
+
+export async function isMlflowServerRunning(state: MlflowServerState): Promise<boolean> {
+  return (
+    proc.isSameProcessAlive(state) && (await proc.httpStatus(`${state.trackingUri}/health`)) === 200
+  );
+}
+
+const REPLACE_KEYS = ["host", "port", "dataDir"] as const;
+const UPDATE_KEYS = ["mlflowBin", "auth", "startTimeoutSeconds"] as const;
+
+export function diffMlflowServer(olds: MlflowServerState, news: MlflowServerArgs) {
+  const changed = (k: keyof MlflowServerArgs) =>
+    JSON.stringify(olds[k] ?? null) !== JSON.stringify(news[k] ?? null);
+  const replaces = REPLACE_KEYS.filter(changed);
+  const updates = UPDATE_KEYS.filter(changed);
+  return {
+    changes: replaces.length + updates.length > 0,
+    replaces: [...replaces],
+    deleteBeforeReplace: true,
+  };
+}
+
+export async function updateMlflowServer(
+  olds: MlflowServerState,
+  news: MlflowServerArgs,
+  log: (msg: string) => void = () => undefined,
+): Promise<MlflowServerState> {
+  if (
+    olds.mlflowBin === news.mlflowBin &&
+    JSON.stringify(olds.auth) === JSON.stringify(news.auth)
+  ) {
+    return { ...olds, ...news };
+  }
+  await stopMlflowServer(olds);
+  return startMlflowServer(news, log);
+}

@@ -1,0 +1,58 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as core from "./deployment/core";
+import { DeployMode } from "./deployment/types";
+import { MlflowAuth } from "./modelVersionCore";
+
+// Thin dynamic resource over ./deployment/core (see the contract there).
+const modelDeploymentProvider: pulumi.dynamic.ResourceProvider = {
+  async check(olds, news) {
+    return { inputs: news };
+  },
+  async diff(id, olds, news) {
+    return core.diffDeployment(olds, news);
+  },
+  async create(inputs) {
+    return core.createDeployment(inputs);
+  },
+  async update(id, olds, news) {
+    return { outs: await core.updateDeployment(olds, news) };
+  },
+  async read(id, props) {
+    const state = await core.readDeployment(props);
+    return state ? { id, props: state } : { id: "", props: {} };
+  },
+  async delete(id, props) {
+    await core.deleteDeployment(props);
+  },
+};
+
+export interface ModelDeploymentArgs {
+  mode: pulumi.Input<DeployMode>;
+  modelUri: pulumi.Input<string>;
+  trackingUri: pulumi.Input<string>;
+  auth?: pulumi.Input<MlflowAuth | undefined>;
+  host: pulumi.Input<string>;
+  port?: pulumi.Input<number>;
+  portRangeStart: pulumi.Input<number>;
+  mlflowBin: pulumi.Input<string>;
+  runDir: pulumi.Input<string>;
+  startTimeoutSeconds: pulumi.Input<number>;
+}
+
+/** A model served as a REST endpoint on the MLflow host (id `<host>:<port>`). */
+export class ModelDeployment extends pulumi.dynamic.Resource {
+  public readonly url!: pulumi.Output<string>;
+  public readonly baseUrl!: pulumi.Output<string>;
+  public readonly servedPort!: pulumi.Output<number>;
+
+  constructor(name: string, args: ModelDeploymentArgs, opts?: pulumi.CustomResourceOptions) {
+    super(
+      modelDeploymentProvider,
+      name,
+      { url: undefined, baseUrl: undefined, servedPort: undefined, ...args },
+      pulumi.mergeOptions(opts, { additionalSecretOutputs: ["auth"] }),
+      "modelserving",
+      "ModelDeployment",
+    );
+  }
+}

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# `npm run down`: undeploy the `dev` stack (model servers and the local MLflow server stop; the MLflow
+# data directory, and so the registry's history, is kept).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$MODEL_SERVING_ROOT"
+pulumi destroy --yes --non-interactive --stack dev
