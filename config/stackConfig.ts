@@ -158,6 +158,17 @@ export function cacheDirFrom(env: NodeJS.ProcessEnv): string {
   );
 }
 
+/** A union's "Invalid input" says little: report the issues of the branch that got furthest instead. */
+function mostSpecific(issue: z.ZodIssue): z.ZodIssue[] {
+  if (issue.code !== "invalid_union") {
+    return [issue];
+  }
+  const branches = issue.unionErrors.map((e) => e.issues.flatMap(mostSpecific));
+  const depth = (issues: z.ZodIssue[]) => Math.max(...issues.map((i) => i.path.length));
+  const best = branches.reduce((a, b) => (depth(b) > depth(a) ? b : a));
+  return depth(best) > issue.path.length ? best : [issue];
+}
+
 function valueAt(raw: unknown, keys: (string | number)[]): unknown {
   return keys.reduce<unknown>(
     (v, k) => (v !== null && typeof v === "object" ? (v as Record<string, unknown>)[k] : undefined),
@@ -181,15 +192,17 @@ export function parseStackConfig(
   const problems: string[] = [];
   const parsed = stackSchema.safeParse(raw);
   if (!parsed.success) {
-    for (const issue of parsed.error.issues) {
+    for (const issue of parsed.error.issues.flatMap(mostSpecific)) {
       const got = valueAt(raw, issue.path);
-      const gotText =
+      const message =
         issue.code === "unrecognized_keys"
-          ? ` (unknown keys: ${issue.keys.join(", ")})`
-          : got === undefined
-            ? ""
-            : ` (got ${issue.path.at(-1) === "password" ? "<hidden>" : JSON.stringify(got)})`;
-      problems.push(`model-serving:${keyName(issue.path)}: ${issue.message}${gotText}`);
+          ? `unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => JSON.stringify(k)).join(", ")}`
+          : issue.message;
+      const gotText =
+        got === undefined || issue.code === "unrecognized_keys"
+          ? ""
+          : ` (got ${issue.path.at(-1) === "password" ? "<hidden>" : JSON.stringify(got)})`;
+      problems.push(`model-serving:${keyName(issue.path)}: ${message}${gotText}`);
     }
     throw new Error(`invalid stack configuration:\n  ${problems.join("\n  ")}`);
   }

@@ -1,3 +1,4 @@
+import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import * as proc from "./process";
@@ -74,6 +75,16 @@ export function basicAuthIni(
   ].join("\n");
 }
 
+/** The basic-auth app's CSRF key: random, made once per data dir and kept there (0600), so restarts
+ * keep sessions valid. */
+function flaskSecretKey(dataDir: string): string {
+  const keyPath = path.join(dataDir, "flask_secret_key");
+  if (!fs.existsSync(keyPath)) {
+    fs.writeFileSync(keyPath, crypto.randomBytes(32).toString("hex"), { mode: 0o600 });
+  }
+  return fs.readFileSync(keyPath, "utf8").trim();
+}
+
 export async function startMlflowServer(
   args: MlflowServerArgs,
   log: (msg: string) => void = () => undefined,
@@ -96,6 +107,7 @@ export async function startMlflowServer(
     fs.writeFileSync(iniPath, basicAuthIni(dataDir, args.auth), { mode: 0o600 });
     fs.chmodSync(iniPath, 0o600);
     env.MLFLOW_AUTH_CONFIG_PATH = iniPath;
+    env.MLFLOW_FLASK_SERVER_SECRET_KEY = flaskSecretKey(dataDir);
   }
   const logFile = path.join(dataDir, "logs", `mlflow-server-${args.port}.log`);
   const handle = proc.spawnDetached(args.mlflowBin, serverCommand(args), {

@@ -20,7 +20,7 @@ fi
 python_bin="${MODEL_SERVING_PYTHON:-python3}"
 venv_key="$(cat python/requirements.txt python/constraints.txt | sha256sum | cut -c1-16) $("$python_bin" --version 2>&1)"
 if [ "$(cat "$MODEL_SERVING_VENV/.model-serving-stamp" 2>/dev/null)" != "$venv_key" ]; then
-  step "python venv at $MODEL_SERVING_VENV (mlflow $(grep '^mlflow==' python/requirements.txt | cut -d= -f3))"
+  step "python venv at $MODEL_SERVING_VENV ($(grep '^mlflow' python/requirements.txt))"
   [ -x "$MODEL_SERVING_VENV/bin/python" ] || "$python_bin" -m venv "$MODEL_SERVING_VENV"
   "$MODEL_SERVING_VENV/bin/pip" install --quiet --disable-pip-version-check \
     -r python/requirements.txt -c python/constraints.txt

@@ -331,7 +331,7 @@ export async function deleteAliasIfOwned(
       return;
     }
     await client.call("DELETE", `${API}/registered-models/alias`, {
-      query: { name, alias },
+      body: { name, alias },
       idempotent: true,
     });
   } catch (err) {

@@ -1,0 +1,222 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as fs from "fs";
+import * as path from "path";
+import { tempDir } from "../support/env";
+
+jest.mock("../../providers/modelVersion", () => ({
+  ModelVersion: jest
+    .requireActual("../support/dynamicStandIns")
+    .dynamicStandIn("ModelVersion", ["version", "modelUri", "runId", "storageSource"]),
+}));
+jest.mock("../../providers/modelDeployment", () => ({
+  ModelDeployment: jest
+    .requireActual("../support/dynamicStandIns")
+    .dynamicStandIn("ModelDeployment", ["url", "baseUrl", "servedPort"]),
+}));
+jest.mock("../../providers/localMlflowServer", () => ({
+  LocalMlflowServer: jest
+    .requireActual("../support/dynamicStandIns")
+    .dynamicStandIn("LocalMlflowServer", ["trackingUri", "pid"]),
+}));
+
+// The whole program (index.ts) under Pulumi's mocks: every registration is recorded and asserted.
+interface Registration {
+  type: string;
+  name: string;
+  inputs: Record<string, unknown>;
+}
+const registrations: Registration[] = [];
+
+const modelDir = tempDir("program-model");
+fs.writeFileSync(path.join(modelDir, "MLmodel"), "flavors: {}\n");
+fs.writeFileSync(
+  path.join(modelDir, "serving_input_example.json"),
+  JSON.stringify({
+    dataframe_split: {
+      columns: ["a", "b"],
+      data: [
+        [1, 2],
+        [3, 4],
+      ],
+    },
+  }),
+);
+
+pulumi.runtime.setMocks(
+  {
+    newResource(args) {
+      registrations.push({ type: args.type, name: args.name, inputs: args.inputs });
+      const outs: Record<string, unknown> = { ...args.inputs };
+      if (args.type.endsWith(":LocalMlflowServer")) {
+        outs.trackingUri = `http://${args.inputs.host}:${args.inputs.port}`;
+      }
+      if (args.type.endsWith(":ModelVersion")) {
+        outs.version = "7";
+        outs.modelUri = `models:/${args.inputs.name}/7`;
+      }
+      if (args.type.endsWith(":ModelDeployment")) {
+        outs.url = "http://127.0.0.1:5001/invocations";
+      }
+      return { id: `${args.name}-id`, state: outs };
+    },
+    call: (args) => args.inputs,
+  },
+  "model-serving",
+  "mockstack",
+  false,
+);
+pulumi.runtime.setAllConfig(
+  {
+    "model-serving:mlflow": JSON.stringify({ port: 5100, dataDir: "/data/mlflow" }),
+    "model-serving:models": JSON.stringify([
+      { name: "iris", source: modelDir, aliases: ["champion"], tags: { owner: "platform" } },
+      { name: "registry-only", source: "runs:/abc/model", serve: false, keepInRegistry: true },
+    ]),
+    "model-serving:mlflowPassword": "s3cr3t-password",
+  },
+  ["model-serving:mlflowPassword"],
+);
+process.env.MODEL_SERVING_CACHE = "/cache";
+delete process.env.MODEL_SERVING_VENV;
+
+const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+const SECRET_VALUE = "1b47061264138c4ac30d75fd1eb44270";
+
+function outputValue<T>(o: pulumi.Output<T>): Promise<T> {
+  return new Promise((resolve) => o.apply(resolve));
+}
+
+function isSecret<T>(o: pulumi.Output<T>): Promise<boolean> {
+  return (o as unknown as { isSecret: Promise<boolean> }).isSecret;
+}
+
+describe("index.ts under mocks", () => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  let program: typeof import("../../index");
+  beforeAll(async () => {
+    program = await import("../../index");
+    await outputValue(program.endpoints);
+  });
+
+  it("registers the MLflow host, each model version and each served model", () => {
+    expect(registrations.map((r) => `${r.type} ${r.name}`).sort()).toEqual(
+      [
+        "modelserving:mlflow:MlflowServer mlflow",
+        "pulumi-nodejs:dynamic/modelserving:LocalMlflowServer mlflow-server",
+        "modelserving:mlflow:RegisteredModel iris",
+        "pulumi-nodejs:dynamic/modelserving:ModelVersion iris-version",
+        "pulumi-nodejs:dynamic/modelserving:ModelDeployment iris-server",
+        "modelserving:mlflow:RegisteredModel registry-only",
+        "pulumi-nodejs:dynamic/modelserving:ModelVersion registry-only-version",
+      ].sort(),
+    );
+  });
+
+  it("starts the local MLflow server from the venv with basic auth", () => {
+    const server = registrations.find((r) => r.name === "mlflow-server")!;
+    expect(server.inputs).toMatchObject({
+      mlflowBin: "/cache/venv/bin/mlflow",
+      host: "127.0.0.1",
+      port: 5100,
+      dataDir: "/data/mlflow",
+      startTimeoutSeconds: 120,
+      // Pulumi's wire form of a secret: the engine encrypts it in state.
+      auth: {
+        [SECRET_SIG]: SECRET_VALUE,
+        value: { username: "admin", password: "s3cr3t-password" },
+      },
+    });
+  });
+
+  it("registers versions with hash, aliases, tags and counter", () => {
+    const iris = registrations.find((r) => r.name === "iris-version")!;
+    expect(iris.inputs).toMatchObject({
+      trackingUri: "http://127.0.0.1:5100",
+      name: "iris",
+      source: modelDir,
+      aliases: ["champion"],
+      tags: { owner: "platform" },
+      description: "",
+      registration: 1,
+      experimentName: "model-serving",
+      readyTimeoutSeconds: 120,
+    });
+    expect(iris.inputs.sourceHash).toMatch(/^sha256:[0-9a-f]{64}$/);
+    const uriOnly = registrations.find((r) => r.name === "registry-only-version")!;
+    expect(uriOnly.inputs).toMatchObject({ source: "runs:/abc/model", aliases: [] });
+  });
+
+  it("serves a model from port 5001 up on the MLflow host", () => {
+    const server = registrations.find((r) => r.name === "iris-server")!;
+    expect(server.inputs).toMatchObject({
+      mode: "local",
+      modelUri: "models:/iris/7",
+      trackingUri: "http://127.0.0.1:5100",
+      host: "127.0.0.1",
+      portRangeStart: 5001,
+      mlflowBin: "/cache/venv/bin/mlflow",
+      runDir: "/cache/run/mockstack",
+      startTimeoutSeconds: 300,
+    });
+    expect(server.inputs.port).toBeUndefined();
+  });
+
+  it("exports the endpoint map with ready-to-paste commands", async () => {
+    const endpoints = await outputValue(program.endpoints);
+    expect(Object.keys(endpoints)).toEqual(["iris"]);
+    expect(endpoints.iris).toEqual({
+      target: "mlflow",
+      url: "http://127.0.0.1:5001/invocations",
+      modelUri: "models:/iris/7",
+      version: "7",
+      curl:
+        "curl -sS -X POST 'http://127.0.0.1:5001/invocations' -H 'Content-Type: application/json' " +
+        `-d '{"dataframe_split":{"columns":["a","b"],"data":[[1,2]]}}'`,
+      python: expect.stringContaining('urllib.request.Request("http://127.0.0.1:5001/invocations"'),
+    });
+    expect(await outputValue(program.mlflowTrackingUri)).toBe("http://127.0.0.1:5100");
+    expect(await outputValue(program.modelUris)).toEqual({
+      iris: "models:/iris/7",
+      "registry-only": "models:/registry-only/7",
+    });
+  });
+
+  it("keeps the MLflow password secret and out of the outputs", async () => {
+    const endpoints = await outputValue(program.endpoints);
+    expect(JSON.stringify(endpoints)).not.toContain("s3cr3t-password");
+  });
+});
+
+describe("components validate their arguments first", () => {
+  it("RegisteredModel rejects a source that is not a model directory", async () => {
+    const { RegisteredModel } = await import("../../components/registeredModel");
+    expect(
+      () =>
+        new RegisteredModel("bad", {
+          trackingUri: "http://x",
+          modelName: "bad",
+          source: "/no/such/dir",
+        }),
+    ).toThrow('RegisteredModel bad: source: model directory "/no/such/dir" does not exist');
+  });
+
+  it("MlflowServer needs a tracking URI for an existing server", async () => {
+    const { MlflowServer } = await import("../../components/mlflowServer");
+    expect(() => new MlflowServer("m", { mode: "existing" })).toThrow(
+      'MlflowServer: trackingUri is required when mode is "existing"',
+    );
+    expect(() => new MlflowServer("m", { mode: "local" })).toThrow(
+      'MlflowServer: mlflowBin is required when mode is "local"',
+    );
+  });
+
+  it("MlflowServer makes its credentials a secret", async () => {
+    const { MlflowServer } = await import("../../components/mlflowServer");
+    const m = new MlflowServer("sec", {
+      mode: "existing",
+      trackingUri: "http://x:5000",
+      password: "pw",
+    });
+    expect(await isSecret(m.auth)).toBe(true);
+  });
+});
