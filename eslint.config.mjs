@@ -2,10 +2,21 @@ import tseslint from "typescript-eslint";
 import pulumi from "@pulumi/eslint-plugin";
 
 export default tseslint.config(
-  { ignores: ["node_modules/**", "bin/**", "bench/results/**", "jest.config.js", "eslint.config.mjs", "scripts/*.js"] },
+  {
+    ignores: [
+      "node_modules/**",
+      "bin/**",
+      "bench/results/**",
+      "jest.config.js",
+      "eslint.config.mjs",
+      "scripts/*.js",
+    ],
+  },
   ...tseslint.configs.recommended,
   {
-    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    languageOptions: {
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
     plugins: { "@pulumi": pulumi },
     rules: {
       eqeqeq: "error",

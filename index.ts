@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import type * as cloudServing from "./components/cloudServing";
 import { EndpointEntry } from "./components/endpoint";
 import { MlflowServer } from "./components/mlflowServer";
 import { RegisteredModel } from "./components/registeredModel";
@@ -46,15 +47,40 @@ const models = cfg.models.map(
     }),
 );
 
+// Endpoint entries: `<model>` for the MLflow host, `<model>/<target>` for each cloud target.
+const entries: Record<string, pulumi.Output<EndpointEntry | undefined>> = {};
+cfg.models.forEach((m, i) => {
+  entries[m.name] = models[i].endpoint;
+  if (m.targets) {
+    // Only stacks with cloud targets load the AWS/Azure SDKs.
+    const { serveOnCloudTargets } = require("./components/cloudServing") as typeof cloudServing;
+    const cloud = serveOnCloudTargets(
+      {
+        modelName: m.name,
+        version: models[i].version,
+        trackingUri: mlflow.trackingUri,
+        mlflowBin: cfg.mlflowBin,
+        targets: m.targets,
+      },
+      models[i],
+    );
+    for (const [target, entry] of Object.entries(cloud)) {
+      entries[`${m.name}/${target}`] = entry;
+    }
+  }
+});
+
 export const mlflowTrackingUri = mlflow.trackingUri;
 
-/** Model name -> how to score it on the MLflow host. */
+/** `<model>` (MLflow host) or `<model>/<target>` (sagemaker, azureml) -> how to score it. */
 export const endpoints: pulumi.Output<Record<string, EndpointEntry>> = pulumi
-  .all(models.map((m) => m.endpoint))
-  .apply((entries) =>
-    Object.fromEntries(
-      entries.flatMap((e, i) => (e ? [[cfg.models[i].name, e] as [string, EndpointEntry]] : [])),
-    ),
+  .all(entries)
+  .apply(
+    (all) =>
+      Object.fromEntries(Object.entries(all).filter(([, e]) => e !== undefined)) as Record<
+        string,
+        EndpointEntry
+      >,
   );
 
 /** Model name -> `models:/<name>/<version>` of every registered model, served or not. */

@@ -1,6 +1,7 @@
 import * as os from "os";
 import * as path from "path";
 import { z } from "zod";
+import type { CloudTargetsConfig } from "../components/cloudTargets";
 import { sourceProblem } from "../providers/modelSource";
 
 /**
@@ -115,6 +116,8 @@ const modelSchema = z
       .default({}),
     /** A request body for the generated curl/Python commands; default: the model's serving example. */
     sampleInput: z.record(z.unknown()).optional(),
+    /** Cloud serving targets (sagemaker, azureml), validated by components/cloudTargets. */
+    targets: z.record(z.unknown()).optional(),
   })
   .strict();
 
@@ -124,7 +127,9 @@ const stackSchema = z.object({
 });
 
 export type MlflowConfig = z.infer<typeof mlflowSchema>;
-export type ModelConfig = z.infer<typeof modelSchema>;
+export type ModelConfig = Omit<z.infer<typeof modelSchema>, "targets"> & {
+  targets?: CloudTargetsConfig;
+};
 
 export interface StackConfig {
   mlflow: MlflowConfig & { dataDir: string };
@@ -222,6 +227,15 @@ export function parseStackConfig(
       problems.push(problem);
     }
     m.source = source;
+    if (m.targets !== undefined) {
+      // Loaded only when a model names a cloud target: it pulls in the AWS and Azure SDKs.
+      const { parseCloudTargets } = require("../components/cloudTargets");
+      try {
+        m.targets = parseCloudTargets(m.targets, `model-serving:models[${i}].targets`);
+      } catch (err) {
+        problems.push(...(err as Error).message.split("\n"));
+      }
+    }
   });
   if (problems.length > 0) {
     throw new Error(`invalid stack configuration:\n  ${problems.join("\n  ")}`);
@@ -231,7 +245,7 @@ export function parseStackConfig(
   const venv = env.MODEL_SERVING_VENV ?? path.join(cacheDir, "venv");
   return {
     mlflow: { ...mlflow, dataDir: mlflow.dataDir ?? path.join(cacheDir, "mlflow", ctx.stack) },
-    models,
+    models: models as ModelConfig[],
     cacheDir,
     mlflowBin: path.join(venv, "bin", "mlflow"),
     runDir: path.join(cacheDir, "run", ctx.stack),

@@ -1,0 +1,256 @@
+import * as os from "os";
+import * as path from "path";
+import * as aws from "@pulumi/aws";
+import * as containerregistry from "@pulumi/azure-native/containerregistry";
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import { hashScorerFiles, ModelExport } from "../providers/modelExport";
+
+/** Where the scorer image goes. */
+export type RegistryKind = "ecr" | "acr";
+
+export interface AcrRegistryArgs {
+  /** Registry name (5-50 letters or digits); an existing one unless create is true. */
+  readonly name: string;
+  /** Resource group of the registry. */
+  readonly resourceGroupName: pulumi.Input<string>;
+  /** Create the registry instead of using an existing one (admin user enabled for the push). */
+  readonly create?: boolean;
+  /** Azure region for a created registry. */
+  readonly location?: pulumi.Input<string>;
+  /** SKU for a created registry; default Standard. */
+  readonly sku?: "Basic" | "Standard" | "Premium";
+}
+
+export interface ScorerImageArgs {
+  /** Registered model name in MLflow. */
+  readonly modelName: pulumi.Input<string>;
+  /** Registered model version to bake into the image. */
+  readonly modelVersion: pulumi.Input<string>;
+  /** MLflow tracking URI to download the model from (secret if it embeds credentials). */
+  readonly trackingUri: pulumi.Input<string>;
+  /** Path of the `mlflow` executable in the project's venv. */
+  readonly mlflowBin: pulumi.Input<string>;
+  /** Registry kind: "ecr" (AWS) or "acr" (Azure). */
+  readonly registry: RegistryKind;
+  /** Repository name inside the registry; default the component name. */
+  readonly repositoryName?: string;
+  /** ECR only: AWS region of the repository (default: the provider's). */
+  readonly region?: pulumi.Input<string>;
+  /** ECR only: how many images the lifecycle policy keeps; default 10. */
+  readonly keepImages?: number;
+  /** ACR only: the registry to push to. */
+  readonly acr?: AcrRegistryArgs;
+  /** Target platform of the build; default linux/amd64 (SageMaker and AzureML run amd64). */
+  readonly platform?: pulumi.Input<string>;
+  /** Folder with the scorer build files; default the project's scorer/. */
+  readonly scorerDir?: string;
+  /** Folder for build contexts; default $XDG_CACHE_HOME/model-serving/build-contexts. */
+  readonly contextRoot?: string;
+}
+
+const REPOSITORY_NAME = /^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*\/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
+
+/** Throws the first problem with the args, naming the argument. */
+export function validateScorerImageArgs(name: string, args: ScorerImageArgs): void {
+  const registry = args.registry as string;
+  if (registry !== "ecr" && registry !== "acr") {
+    throw new Error(
+      `ScorerImage: registry must be "ecr" or "acr", got ${JSON.stringify(registry)}`,
+    );
+  }
+  const repositoryName = args.repositoryName ?? name;
+  if (!REPOSITORY_NAME.test(repositoryName)) {
+    throw new Error(
+      `ScorerImage: repositoryName must be lowercase letters, digits and . _ - / separators, got ${JSON.stringify(repositoryName)}`,
+    );
+  }
+  if (
+    args.keepImages !== undefined &&
+    !(Number.isInteger(args.keepImages) && args.keepImages >= 1)
+  ) {
+    throw new Error(`ScorerImage: keepImages must be an integer >= 1, got ${args.keepImages}`);
+  }
+  if (registry === "acr") {
+    if (!args.acr) {
+      throw new Error(`ScorerImage: registry "acr" needs acr.name and acr.resourceGroupName`);
+    }
+    if (!/^[a-zA-Z0-9]{5,50}$/.test(args.acr.name)) {
+      throw new Error(
+        `ScorerImage: acr.name must be 5-50 letters or digits, got ${JSON.stringify(args.acr.name)}`,
+      );
+    }
+    if (args.acr.create && args.acr.location === undefined) {
+      throw new Error(`ScorerImage: acr.create needs acr.location`);
+    }
+  }
+}
+
+export function defaultContextRoot(): string {
+  return path.join(
+    process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), ".cache"),
+    "model-serving",
+    "build-contexts",
+  );
+}
+
+/** The ECR lifecycle policy: expire untagged images after 7 days, keep the newest `keep` images. */
+export function ecrLifecyclePolicy(keep: number): string {
+  return JSON.stringify({
+    rules: [
+      {
+        rulePriority: 1,
+        description: "expire untagged images after 7 days",
+        selection: {
+          tagStatus: "untagged",
+          countType: "sinceImagePushed",
+          countUnit: "days",
+          countNumber: 7,
+        },
+        action: { type: "expire" },
+      },
+      {
+        rulePriority: 2,
+        description: `keep the newest ${keep} images`,
+        selection: { tagStatus: "any", countType: "imageCountMoreThan", countNumber: keep },
+        action: { type: "expire" },
+      },
+    ],
+  });
+}
+
+/**
+ * Exports a registered MLflow model version into a build context, builds the scorer image from it and
+ * pushes it to ECR or ACR. `imageUri` is pinned by digest, so anything consuming it rolls when the
+ * image changes.
+ */
+export class ScorerImage extends pulumi.ComponentResource {
+  /** Digest-pinned image reference: <registry>/<repository>@sha256:<digest>. */
+  public readonly imageUri: pulumi.Output<string>;
+  /** Repository URL without tag or digest. */
+  public readonly repositoryUrl: pulumi.Output<string>;
+  /** ECR repository ARN or ACR registry resource id (for pull permissions). */
+  public readonly registryResourceId: pulumi.Output<string>;
+  /** Content hash of the build context (scorer files + model). */
+  public readonly contextHash: pulumi.Output<string>;
+
+  constructor(name: string, args: ScorerImageArgs, opts?: pulumi.ComponentResourceOptions) {
+    validateScorerImageArgs(name, args);
+    super("modelserving:image:ScorerImage", name, {}, opts);
+    const repositoryName = args.repositoryName ?? name;
+    const scorerDir = args.scorerDir ?? path.resolve(__dirname, "..", "scorer");
+
+    const exported = new ModelExport(
+      `${name}-export`,
+      {
+        modelName: args.modelName,
+        modelVersion: args.modelVersion,
+        trackingUri: args.trackingUri,
+        mlflowBin: args.mlflowBin,
+        scorerDir,
+        scorerHash: hashScorerFiles(scorerDir),
+        contextRoot: args.contextRoot ?? defaultContextRoot(),
+      },
+      { parent: this },
+    );
+
+    let repositoryUrl: pulumi.Output<string>;
+    let registryResourceId: pulumi.Output<string>;
+    let registry: docker.types.input.Registry;
+    if (args.registry === "ecr") {
+      const repo = new aws.ecr.Repository(
+        `${name}-repo`,
+        {
+          name: repositoryName,
+          region: args.region,
+          imageScanningConfiguration: { scanOnPush: true },
+        },
+        { parent: this },
+      );
+      new aws.ecr.LifecyclePolicy(
+        `${name}-lifecycle`,
+        {
+          repository: repo.name,
+          region: args.region,
+          policy: ecrLifecyclePolicy(args.keepImages ?? 10),
+        },
+        { parent: this },
+      );
+      const token = aws.ecr.getAuthorizationTokenOutput(
+        { registryId: repo.registryId, region: args.region },
+        { parent: this },
+      );
+      repositoryUrl = repo.repositoryUrl;
+      registryResourceId = repo.arn;
+      registry = {
+        server: repo.repositoryUrl,
+        username: token.userName,
+        password: pulumi.secret(token.password),
+      };
+    } else {
+      const acr = args.acr!;
+      let loginServer: pulumi.Output<string>;
+      let registryName: pulumi.Output<string>;
+      if (acr.create) {
+        const created = new containerregistry.Registry(
+          `${name}-acr`,
+          {
+            registryName: acr.name,
+            resourceGroupName: acr.resourceGroupName,
+            location: acr.location,
+            sku: { name: acr.sku ?? "Standard" },
+            adminUserEnabled: true,
+          },
+          { parent: this },
+        );
+        loginServer = created.loginServer;
+        registryName = created.name;
+        registryResourceId = created.id;
+      } else {
+        const existing = containerregistry.getRegistryOutput(
+          { registryName: acr.name, resourceGroupName: acr.resourceGroupName },
+          { parent: this },
+        );
+        loginServer = existing.loginServer;
+        registryName = existing.name;
+        registryResourceId = existing.id;
+      }
+      const creds = containerregistry.listRegistryCredentialsOutput(
+        { registryName, resourceGroupName: acr.resourceGroupName },
+        { parent: this },
+      );
+      repositoryUrl = pulumi.interpolate`${loginServer}/${repositoryName}`;
+      registry = {
+        server: loginServer,
+        username: creds.apply((c) => c.username ?? ""),
+        password: pulumi.secret(creds.apply((c) => c.passwords?.[0]?.value ?? "")),
+      };
+    }
+
+    const tag = exported.contextHash.apply((h) => h.slice(0, 12));
+    const image = new docker.Image(
+      `${name}-image`,
+      {
+        imageName: pulumi.interpolate`${repositoryUrl}:v${args.modelVersion}-${tag}`,
+        build: {
+          context: exported.contextDir,
+          dockerfile: pulumi.interpolate`${exported.contextDir}/Dockerfile`,
+          platform: args.platform ?? "linux/amd64",
+        },
+        registry,
+      },
+      { parent: this },
+    );
+
+    this.imageUri = image.repoDigest;
+    this.repositoryUrl = repositoryUrl;
+    this.registryResourceId = registryResourceId;
+    this.contextHash = exported.contextHash;
+    this.registerOutputs({
+      imageUri: this.imageUri,
+      repositoryUrl: this.repositoryUrl,
+      registryResourceId: this.registryResourceId,
+      contextHash: this.contextHash,
+    });
+  }
+}

@@ -1,0 +1,249 @@
+/**
+ * ModelExport: turns a registered MLflow model version into a Docker build context on this machine.
+ *
+ * Contract
+ * - id: "<modelName>/<modelVersion>" (natural, stable).
+ * - create: `<mlflowBin> artifacts download --artifact-uri models:/<name>/<version> --dst-path <tmp>/model`
+ *   with MLFLOW_TRACKING_URI = trackingUri (credentials such as MLFLOW_TRACKING_TOKEN or
+ *   MLFLOW_TRACKING_USERNAME/PASSWORD come only from the environment), copies the scorer files next
+ *   to it, hashes the tree and renames it to `<contextRoot>/<sha256>` (content-addressed: the same
+ *   bytes give the same directory, which is reused).
+ * - diff: modelName or modelVersion -> replace; trackingUri or scorerHash (the scorer files changed)
+ *   -> update, which re-downloads. mlflowBin, scorerDir and contextRoot alone never re-run it.
+ * - read: reports the context as gone when its directory is missing or its hash no longer matches,
+ *   so `pulumi refresh` + `up` rebuilds it on a machine that lacks it.
+ * - delete: removes the context directory.
+ * Provider methods run in another process: every module is required inside the functions below.
+ */
+import * as pulumi from "@pulumi/pulumi";
+
+export interface ModelExportInputs {
+  modelName: string;
+  modelVersion: string;
+  trackingUri: string;
+  mlflowBin: string;
+  scorerDir: string;
+  scorerHash: string;
+  contextRoot: string;
+}
+
+export interface ModelExportOutputs extends ModelExportInputs {
+  modelUri: string;
+  contextDir: string;
+  contextHash: string;
+}
+
+/** Files of scorer/ copied into every build context. */
+export const SCORER_FILES = ["Dockerfile", ".dockerignore", "requirements.txt", "serve.py"];
+
+export function modelExportId(modelName: string, modelVersion: string): string {
+  return `${modelName}/${modelVersion}`;
+}
+
+/** The mlflow CLI call that downloads the model version, without the parent environment. */
+export function downloadCommand(
+  inputs: Pick<ModelExportInputs, "modelName" | "modelVersion" | "trackingUri" | "mlflowBin">,
+  dstPath: string,
+): { file: string; args: string[]; env: Record<string, string> } {
+  return {
+    file: inputs.mlflowBin,
+    args: [
+      "artifacts",
+      "download",
+      "--artifact-uri",
+      `models:/${inputs.modelName}/${inputs.modelVersion}`,
+      "--dst-path",
+      dstPath,
+    ],
+    env: { MLFLOW_TRACKING_URI: inputs.trackingUri },
+  };
+}
+
+/** sha256 over the sorted relative paths and contents of every file under dir (symlinks refused). */
+export function hashTree(dir: string): string {
+  const fs: typeof import("fs") = require("fs");
+  const path: typeof import("path") = require("path");
+  const crypto: typeof import("crypto") = require("crypto");
+  const files: string[] = [];
+  const walk = (rel: string): void => {
+    for (const entry of fs.readdirSync(path.join(dir, rel), { withFileTypes: true })) {
+      const child = rel === "" ? entry.name : `${rel}/${entry.name}`;
+      if (entry.isDirectory()) {
+        walk(child);
+      } else if (entry.isFile()) {
+        files.push(child);
+      } else {
+        throw new Error(`ModelExport: ${path.join(dir, child)} is not a regular file or directory`);
+      }
+    }
+  };
+  walk("");
+  files.sort();
+  const hash = crypto.createHash("sha256");
+  for (const file of files) {
+    hash
+      .update(file)
+      .update("\0")
+      .update(fs.readFileSync(path.join(dir, file)))
+      .update("\0");
+  }
+  return hash.digest("hex");
+}
+
+/** sha256 of the scorer files, computed by the component so that a scorer change re-runs the export. */
+export function hashScorerFiles(scorerDir: string): string {
+  const fs: typeof import("fs") = require("fs");
+  const path: typeof import("path") = require("path");
+  const crypto: typeof import("crypto") = require("crypto");
+  const hash = crypto.createHash("sha256");
+  for (const file of ["Dockerfile", ".dockerignore", "requirements.txt", "serve.py"]) {
+    hash
+      .update(file)
+      .update("\0")
+      .update(fs.readFileSync(path.join(scorerDir, file)))
+      .update("\0");
+  }
+  return hash.digest("hex");
+}
+
+/** Downloads the model and materializes the content-addressed build context. */
+export async function materializeContext(
+  inputs: ModelExportInputs,
+  timeoutMs = 10 * 60 * 1000,
+): Promise<ModelExportOutputs> {
+  const fs: typeof import("fs") = require("fs");
+  const path: typeof import("path") = require("path");
+  const childProcess: typeof import("child_process") = require("child_process");
+  fs.mkdirSync(inputs.contextRoot, { recursive: true });
+  const tmp = fs.mkdtempSync(path.join(inputs.contextRoot, ".tmp-"));
+  try {
+    const cmd = downloadCommand(inputs, path.join(tmp, "model"));
+    await new Promise<void>((resolve, reject) => {
+      childProcess.execFile(
+        cmd.file,
+        cmd.args,
+        { env: { ...process.env, ...cmd.env }, timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 },
+        (error, _stdout, stderr) => {
+          if (!error) {
+            resolve();
+          } else if (error.killed) {
+            reject(
+              new Error(
+                `ModelExport: downloading models:/${inputs.modelName}/${inputs.modelVersion} timed out after ${timeoutMs / 1000}s`,
+              ),
+            );
+          } else {
+            const tail = String(stderr).trim().split("\n").slice(-5).join("\n");
+            reject(
+              new Error(
+                `ModelExport: downloading models:/${inputs.modelName}/${inputs.modelVersion} failed: ${tail || error.message}`,
+              ),
+            );
+          }
+        },
+      );
+    });
+    if (!fs.existsSync(path.join(tmp, "model", "MLmodel"))) {
+      throw new Error(
+        `ModelExport: models:/${inputs.modelName}/${inputs.modelVersion} has no MLmodel file`,
+      );
+    }
+    for (const file of ["Dockerfile", ".dockerignore", "requirements.txt", "serve.py"]) {
+      fs.copyFileSync(path.join(inputs.scorerDir, file), path.join(tmp, file));
+    }
+    const contextHash = hashTree(tmp);
+    const contextDir = path.join(inputs.contextRoot, contextHash);
+    if (fs.existsSync(contextDir)) {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    } else {
+      fs.renameSync(tmp, contextDir);
+    }
+    return {
+      ...inputs,
+      modelUri: `models:/${inputs.modelName}/${inputs.modelVersion}`,
+      contextDir,
+      contextHash,
+    };
+  } catch (err) {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** Compares old outputs with new inputs; unknown values during preview count as changes. */
+export function diffModelExport(
+  olds: ModelExportOutputs,
+  news: ModelExportInputs,
+): pulumi.dynamic.DiffResult {
+  const replaces = (["modelName", "modelVersion"] as const).filter((k) => olds[k] !== news[k]);
+  const updates = (["trackingUri", "scorerHash"] as const).filter((k) => olds[k] !== news[k]);
+  return { changes: replaces.length + updates.length > 0, replaces, deleteBeforeReplace: false };
+}
+
+/** What really exists: the context directory with the recorded hash, or nothing. */
+export function readContext(id: string, props: ModelExportOutputs): pulumi.dynamic.ReadResult {
+  const fs: typeof import("fs") = require("fs");
+  if (!props || !props.contextDir || !fs.existsSync(props.contextDir)) {
+    return {};
+  }
+  return hashTree(props.contextDir) === props.contextHash ? { id, props } : {};
+}
+
+export const modelExportProvider: pulumi.dynamic.ResourceProvider<
+  ModelExportInputs,
+  ModelExportOutputs
+> = {
+  async create(inputs) {
+    const outs = await materializeContext(inputs);
+    return { id: modelExportId(inputs.modelName, inputs.modelVersion), outs };
+  },
+  async diff(_id, olds, news) {
+    return diffModelExport(olds, news);
+  },
+  async update(_id, _olds, news) {
+    return { outs: await materializeContext(news) };
+  },
+  async read(id, props) {
+    return readContext(id, props as ModelExportOutputs);
+  },
+  async delete(_id, props) {
+    const fs: typeof import("fs") = require("fs");
+    if (props.contextDir) {
+      fs.rmSync(props.contextDir, { recursive: true, force: true });
+    }
+  },
+};
+
+export interface ModelExportArgs {
+  /** Registered model name in MLflow. */
+  readonly modelName: pulumi.Input<string>;
+  /** Registered model version (a number as a string). */
+  readonly modelVersion: pulumi.Input<string>;
+  /** MLflow tracking URI the CLI downloads from; pass it as a secret if it embeds credentials. */
+  readonly trackingUri: pulumi.Input<string>;
+  /** Path of the `mlflow` executable (the project's venv). */
+  readonly mlflowBin: pulumi.Input<string>;
+  /** Folder holding the scorer build files (Dockerfile, serve.py, requirements.txt, .dockerignore). */
+  readonly scorerDir: pulumi.Input<string>;
+  /** Hash of the scorer files (hashScorerFiles) so that editing them re-runs the export. */
+  readonly scorerHash: pulumi.Input<string>;
+  /** Folder under which content-addressed build contexts are kept (outside the program tree). */
+  readonly contextRoot: pulumi.Input<string>;
+}
+
+export class ModelExport extends pulumi.dynamic.Resource {
+  public readonly contextDir!: pulumi.Output<string>;
+  public readonly contextHash!: pulumi.Output<string>;
+  public readonly modelUri!: pulumi.Output<string>;
+
+  constructor(name: string, args: ModelExportArgs, opts?: pulumi.CustomResourceOptions) {
+    super(
+      modelExportProvider,
+      name,
+      { ...args, contextDir: undefined, contextHash: undefined, modelUri: undefined },
+      opts,
+      "modelserving",
+      "ModelExport",
+    );
+  }
+}

@@ -1,0 +1,63 @@
+import { execFileSync } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+import { parseStackConfig } from "../../config/stackConfig";
+import { missingMlflow, repoRoot, venvPython } from "../support/env";
+
+// The stack files shipped in the repo must pass the same validation `pulumi up` runs first.
+// YAML is read with the venv's PyYAML (an MLflow dependency) to avoid a parser dependency here.
+const skip =
+  missingMlflow() ??
+  (fs.existsSync(path.join(repoRoot, ".models/iris/MLmodel"))
+    ? undefined
+    : "the demo model .models/iris is missing: run `npm run bootstrap` first");
+if (skip) {
+  console.warn(`skipping example stack checks: ${skip}`);
+}
+const describeReal = skip ? describe.skip : describe;
+
+function stackConfig(file: string): Record<string, unknown> {
+  const json = execFileSync(venvPython, [
+    "-c",
+    "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))",
+    path.join(repoRoot, file),
+  ]).toString();
+  return JSON.parse(json).config;
+}
+
+describeReal("example stack files", () => {
+  it.each(["Pulumi.dev.yaml", "Pulumi.sagemaker.yaml", "Pulumi.azureml.yaml"])(
+    "%s is valid",
+    (file) => {
+      const config = stackConfig(file);
+      const parsed = parseStackConfig(
+        { mlflow: config["model-serving:mlflow"], models: config["model-serving:models"] },
+        { projectDir: repoRoot, stack: file.split(".")[1] },
+      );
+      expect(parsed.models.map((m) => m.name)).toEqual(["iris"]);
+    },
+  );
+
+  it("dev is the embedded local case: iris with alias champion, served", () => {
+    const config = stackConfig("Pulumi.dev.yaml");
+    const parsed = parseStackConfig(
+      { mlflow: config["model-serving:mlflow"], models: config["model-serving:models"] },
+      { projectDir: repoRoot, stack: "dev" },
+    );
+    expect(parsed.mlflow).toMatchObject({ mode: "local", port: 5000, deployMode: "local" });
+    expect(parsed.models[0]).toMatchObject({ aliases: ["champion"], serve: { host: "127.0.0.1" } });
+  });
+
+  it("the cloud examples carry their targets", () => {
+    const sm = stackConfig("Pulumi.sagemaker.yaml");
+    const az = stackConfig("Pulumi.azureml.yaml");
+    const parse = (c: Record<string, unknown>) =>
+      parseStackConfig(
+        { mlflow: c["model-serving:mlflow"], models: c["model-serving:models"] },
+        { projectDir: repoRoot, stack: "x" },
+      ).models[0];
+    expect(Object.keys(parse(sm).targets ?? {})).toEqual(["sagemaker"]);
+    expect(Object.keys(parse(az).targets ?? {})).toEqual(["azureml"]);
+    expect(parse(sm).serve).toBe(false);
+  });
+});

@@ -1,0 +1,397 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- mock registrations and ARM payloads are untyped JSON */
+import * as pulumi from "@pulumi/pulumi";
+
+// jest cannot run Pulumi's closure serializer (providerSerialization.test.ts proves the real provider
+// serializes, in plain node); here AzureMlTraffic registers the same type and inputs without it.
+jest.mock("../../../providers/azureMlTraffic", () => {
+  const actual = jest.requireActual("../../../providers/azureMlTraffic");
+  const { CustomResource } = jest.requireActual("@pulumi/pulumi");
+  class AzureMlTraffic extends CustomResource {
+    constructor(name: string, args: Record<string, unknown>, opts?: object) {
+      const props = {
+        ...args,
+        armEndpoint: "https://management.azure.com",
+        apiVersion: actual.AZUREML_API_VERSION,
+        endpointId: undefined,
+      };
+      super("pulumi-nodejs:dynamic/modelserving:AzureMlTraffic", name, props, opts);
+    }
+  }
+  return { ...actual, AzureMlTraffic };
+});
+
+interface Registration {
+  type: string;
+  name: string;
+  inputs: Record<string, any>;
+}
+const registrations: Registration[] = [];
+const calls: { token: string; inputs: Record<string, any> }[] = [];
+const SUB = "00000000-0000-0000-0000-000000000001";
+const ACR_ID = `/subscriptions/${SUB}/resourceGroups/ml-rg/providers/Microsoft.ContainerRegistry/registries/irisacr`;
+const image = (c: string) => `irisacr.azurecr.io/iris@sha256:${c.repeat(64)}`;
+
+pulumi.runtime.setMocks(
+  {
+    newResource(args) {
+      registrations.push({ type: args.type, name: args.name, inputs: args.inputs });
+      const state: Record<string, any> = { ...args.inputs };
+      const id = `/subscriptions/${SUB}/resourceGroups/ml-rg/mock/${args.name}`;
+      switch (args.type) {
+        case "azure-native:machinelearningservices:Workspace":
+          state.name = args.inputs.workspaceName;
+          break;
+        case "azure-native:machinelearningservices:OnlineEndpoint":
+          state.name = args.inputs.endpointName;
+          state.identity = { type: "SystemAssigned", principalId: "principal-of-endpoint" };
+          state.properties = {
+            ...args.inputs.properties,
+            scoringUri: `https://${args.inputs.endpointName}.westeurope.inference.ml.azure.com/score`,
+          };
+          break;
+        case "azure-native:machinelearningservices:EnvironmentVersion":
+          return {
+            id: `/ws/environments/${args.inputs.name}/versions/${args.inputs.version}`,
+            state,
+          };
+      }
+      return { id, state };
+    },
+    call(args) {
+      calls.push({ token: args.token, inputs: args.inputs });
+      switch (args.token) {
+        case "azure-native:machinelearningservices:getWorkspace":
+          return { name: args.inputs.workspaceName, id: "/ws" };
+        case "azure-native:machinelearningservices:listOnlineEndpointKeys":
+          return { primaryKey: "primary-key-123", secondaryKey: "secondary" };
+        case "azure-native:authorization:getClientConfig":
+          return { tenantId: "tenant-1", subscriptionId: SUB, clientId: "c", objectId: "o" };
+      }
+      throw new Error(`unexpected call ${args.token}`);
+    },
+  },
+  "model-serving",
+  "test",
+  false,
+);
+
+import type * as az from "../../../components/azureMlEndpoint";
+let mod: typeof az;
+beforeAll(async () => {
+  mod = await import("../../../components/azureMlEndpoint");
+});
+
+const value = <T>(o: pulumi.Output<T>) => new Promise<T>((resolve) => o.apply(resolve));
+async function settle(): Promise<void> {
+  let n = -1;
+  while (n !== registrations.length) {
+    n = registrations.length;
+    await new Promise((r) => setTimeout(r, 30));
+  }
+}
+const of = (prefix: string) => registrations.filter((r) => r.name.startsWith(`${prefix}-`));
+const named = (name: string) => {
+  const found = registrations.filter((r) => r.name === name);
+  expect(found).toHaveLength(1);
+  return found[0].inputs;
+};
+const base: az.AzureMlEndpointArgs = {
+  subscriptionId: SUB,
+  resourceGroupName: "ml-rg",
+  location: "westeurope",
+  workspaceName: "ml-ws",
+  registryId: ACR_ID,
+  modelName: "iris",
+  deployments: [{ name: "blue", imageUri: image("a"), modelVersion: "3", trafficPercent: 100 }],
+};
+
+describe("AzureMlEndpoint graph", () => {
+  test("blue/green on an existing workspace: environments with scorer routes, deployments, AcrPull, traffic, secret commands", async () => {
+    const ep = new mod.AzureMlEndpoint("iris-az", {
+      ...base,
+      endpointName: "iris-prod",
+      instanceType: "Standard_F2s_v2",
+      requestSettings: { maxConcurrentRequestsPerInstance: 4, requestTimeoutMs: 3000 },
+      scaling: { minInstances: 1, maxInstances: 4, targetCpuPercent: 70 },
+      deployments: [
+        { name: "blue", imageUri: image("a"), modelVersion: "3", trafficPercent: 90 },
+        {
+          name: "green",
+          imageUri: image("b"),
+          modelVersion: "4",
+          trafficPercent: 10,
+          instanceCount: 2,
+        },
+      ],
+    });
+    const entry = await value(ep.endpoint);
+    await settle();
+
+    expect(
+      of("iris-az")
+        .map((r) => `${r.type} ${r.name}`)
+        .sort(),
+    ).toEqual([
+      "azure-native:authorization:RoleAssignment iris-az-acrpull",
+      "azure-native:machinelearningservices:EnvironmentVersion iris-az-blue-env",
+      "azure-native:machinelearningservices:EnvironmentVersion iris-az-green-env",
+      "azure-native:machinelearningservices:OnlineDeployment iris-az-blue",
+      "azure-native:machinelearningservices:OnlineDeployment iris-az-green",
+      "azure-native:machinelearningservices:OnlineEndpoint iris-az-endpoint",
+      "azure-native:monitor:AutoscaleSetting iris-az-blue-autoscale",
+      "azure-native:monitor:AutoscaleSetting iris-az-green-autoscale",
+      "pulumi-nodejs:dynamic/modelserving:AzureMlTraffic iris-az-traffic",
+    ]);
+    expect(
+      calls.find((c) => c.token === "azure-native:machinelearningservices:getWorkspace")!.inputs,
+    ).toEqual({
+      workspaceName: "ml-ws",
+      resourceGroupName: "ml-rg",
+    });
+
+    const endpoint = named("iris-az-endpoint");
+    expect(endpoint).toMatchObject({
+      endpointName: "iris-prod",
+      workspaceName: "ml-ws",
+      identity: { type: "SystemAssigned" },
+      properties: { authMode: "Key" },
+    });
+    expect(endpoint.properties.traffic).toBeUndefined(); // set by AzureMlTraffic once deployments exist
+
+    expect(named("iris-az-acrpull")).toMatchObject({
+      principalId: "principal-of-endpoint",
+      principalType: "ServicePrincipal",
+      roleDefinitionId: `/subscriptions/${SUB}/providers/Microsoft.Authorization/roleDefinitions/7f951dda-4ed3-4680-a7ca-43fe172d538d`,
+      scope: ACR_ID,
+    });
+
+    const blueEnv = named("iris-az-blue-env");
+    expect(blueEnv).toMatchObject({
+      name: "iris-prod-blue",
+      version: `sha256-${"a".repeat(16)}`,
+      workspaceName: "ml-ws",
+      properties: {
+        image: image("a"),
+        osType: "Linux",
+        inferenceConfig: {
+          livenessRoute: { path: "/ping", port: 8080 },
+          readinessRoute: { path: "/ping", port: 8080 },
+          scoringRoute: { path: "/invocations", port: 8080 },
+        },
+      },
+    });
+    expect(named("iris-az-green-env").version).toBe(`sha256-${"b".repeat(16)}`);
+
+    const blue = named("iris-az-blue");
+    expect(blue).toMatchObject({
+      deploymentName: "blue",
+      endpointName: "iris-prod",
+      sku: { name: "Default", capacity: 1 },
+      properties: {
+        endpointComputeType: "Managed",
+        environmentId: `/ws/environments/iris-prod-blue/versions/sha256-${"a".repeat(16)}`,
+        instanceType: "Standard_F2s_v2",
+        requestSettings: {
+          maxConcurrentRequestsPerInstance: 4,
+          requestTimeout: "PT3S",
+          maxQueueWait: "PT0.5S",
+        },
+        livenessProbe: {
+          initialDelay: "PT10S",
+          period: "PT10S",
+          timeout: "PT2S",
+          failureThreshold: 30,
+          successThreshold: 1,
+        },
+        readinessProbe: {
+          initialDelay: "PT10S",
+          period: "PT10S",
+          timeout: "PT2S",
+          failureThreshold: 30,
+          successThreshold: 1,
+        },
+      },
+    });
+    expect(named("iris-az-green").sku).toEqual({ name: "Default", capacity: 2 });
+
+    const autoscale = named("iris-az-green-autoscale");
+    expect(autoscale.targetResourceUri).toBe(
+      `/subscriptions/${SUB}/resourceGroups/ml-rg/mock/iris-az-green`,
+    );
+    expect(autoscale.profiles[0].capacity).toEqual({ minimum: "1", maximum: "4", default: "2" });
+    expect(
+      autoscale.profiles[0].rules.map((r: any) => [
+        r.metricTrigger.metricName,
+        r.metricTrigger.operator,
+        r.metricTrigger.threshold,
+        r.scaleAction.direction,
+      ]),
+    ).toEqual([
+      ["CpuUtilizationPercentage", "GreaterThan", 70, "Increase"],
+      ["CpuUtilizationPercentage", "LessThan", 35, "Decrease"],
+    ]);
+
+    expect(named("iris-az-traffic")).toMatchObject({
+      subscriptionId: SUB,
+      resourceGroupName: "ml-rg",
+      workspaceName: "ml-ws",
+      endpointName: "iris-prod",
+      traffic: { blue: 90, green: 10 },
+      armEndpoint: "https://management.azure.com",
+      apiVersion: "2025-12-01",
+    });
+
+    expect(await value(ep.scoringUri)).toBe(
+      "https://iris-prod.westeurope.inference.ml.azure.com/score",
+    );
+    expect(await pulumi.isSecret(ep.curl)).toBe(true);
+    expect(await pulumi.isSecret(ep.python)).toBe(true);
+    expect(await pulumi.isSecret(ep.endpoint)).toBe(true);
+    expect(entry).toMatchObject({
+      target: "azureml",
+      url: "https://iris-prod.westeurope.inference.ml.azure.com/score",
+      modelUri: "models:/iris/3",
+      version: "3",
+    });
+    expect(
+      entry.curl.startsWith(
+        "KEY='primary-key-123'; curl -sS -X POST 'https://iris-prod.westeurope.inference.ml.azure.com/score'",
+      ),
+    ).toBe(true);
+    expect(entry.python).toContain('key = "primary-key-123"');
+  });
+
+  test("aml_token auth with a created workspace: storage, key vault, logs, app insights; token fetched by az", async () => {
+    const ep = new mod.AzureMlEndpoint("iris-new", {
+      ...base,
+      workspaceName: "iris-ws",
+      createWorkspace: true,
+      authMode: "aml_token",
+    });
+    const entry = await value(ep.endpoint);
+    await settle();
+    expect(
+      of("iris-new")
+        .map((r) => r.type)
+        .sort(),
+    ).toEqual([
+      "azure-native:applicationinsights:Component",
+      "azure-native:authorization:RoleAssignment",
+      "azure-native:keyvault:Vault",
+      "azure-native:machinelearningservices:EnvironmentVersion",
+      "azure-native:machinelearningservices:OnlineDeployment",
+      "azure-native:machinelearningservices:OnlineEndpoint",
+      "azure-native:machinelearningservices:Workspace",
+      "azure-native:operationalinsights:Workspace",
+      "azure-native:storage:StorageAccount",
+      "pulumi-nodejs:dynamic/modelserving:AzureMlTraffic",
+    ]);
+    const ws = named("iris-new-workspace");
+    expect(ws).toMatchObject({
+      workspaceName: "iris-ws",
+      identity: { type: "SystemAssigned" },
+      storageAccount: `/subscriptions/${SUB}/resourceGroups/ml-rg/mock/iris-new-storage`,
+      keyVault: `/subscriptions/${SUB}/resourceGroups/ml-rg/mock/iris-new-kv`,
+      applicationInsights: `/subscriptions/${SUB}/resourceGroups/ml-rg/mock/iris-new-appinsights`,
+      containerRegistry: ACR_ID,
+    });
+    expect(named("iris-new-storage").accountName).toMatch(/^iriswsst[0-9a-f]{8}$/);
+    expect(named("iris-new-kv").properties).toMatchObject({
+      tenantId: "tenant-1",
+      enableRbacAuthorization: true,
+    });
+    expect(named("iris-new-appinsights")).toMatchObject({
+      ingestionMode: "LogAnalytics",
+      workspaceResourceId: `/subscriptions/${SUB}/resourceGroups/ml-rg/mock/iris-new-logs`,
+    });
+    expect(named("iris-new-endpoint").properties.authMode).toBe("AMLToken");
+    expect(named("iris-new-traffic").traffic).toEqual({ blue: 100 });
+    expect(
+      calls.filter(
+        (c) => c.token.endsWith("listOnlineEndpointKeys") && c.inputs.endpointName === "iris-new",
+      ),
+    ).toHaveLength(0);
+    expect(entry.curl).toBe(
+      `KEY="$('az' 'ml' 'online-endpoint' 'get-credentials' '--name' 'iris-new' '--resource-group' 'ml-rg' '--workspace-name' 'iris-ws' '--query' 'accessToken' '--output' 'tsv')"; ` +
+        `curl -sS -X POST 'https://iris-new.westeurope.inference.ml.azure.com/score' -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' ` +
+        `-d '{"dataframe_split":{"columns":["sepal_length","sepal_width","petal_length","petal_width"],"data":[[5.1,3.5,1.4,0.2]]}}'`,
+    );
+  });
+
+  const two = (a: number, b: number) => [
+    { name: "blue", imageUri: image("a"), modelVersion: "3", trafficPercent: a },
+    { name: "green", imageUri: image("b"), modelVersion: "4", trafficPercent: b },
+  ];
+  test.each([
+    [
+      { deployments: two(60, 30) },
+      "AzureMlEndpoint: traffic must sum to 100, got 90 (blue=60, green=30)",
+    ],
+    [
+      { deployments: [] },
+      "AzureMlEndpoint: deployments must list 1 or 2 entries (blue/green), got 0",
+    ],
+    [
+      {
+        deployments: [
+          ...two(50, 50),
+          { name: "red", imageUri: image("c"), modelVersion: "5", trafficPercent: 0 },
+        ],
+      },
+      "AzureMlEndpoint: deployments must list 1 or 2 entries (blue/green), got 3",
+    ],
+    [
+      { deployments: [{ ...two(50, 50)[0] }, { ...two(50, 50)[0] }] },
+      'AzureMlEndpoint: deployment names must be unique, got "blue" twice',
+    ],
+    [
+      {
+        deployments: [{ name: "b", imageUri: image("a"), modelVersion: "3", trafficPercent: 100 }],
+      },
+      'AzureMlEndpoint: deployment name must be 3-32 letters, digits or hyphens, start with a letter and not end with a hyphen, got "b"',
+    ],
+    [
+      { deployments: two(101, -1) },
+      "AzureMlEndpoint: traffic of blue must be an integer from 0 to 100, got 101",
+    ],
+    [
+      { authMode: "aad_token" },
+      'AzureMlEndpoint: authMode must be "key" or "aml_token", got "aad_token"',
+    ],
+    [
+      { endpointName: "iris_prod" },
+      'AzureMlEndpoint: endpointName must be 3-32 letters, digits or hyphens, start with a letter and not end with a hyphen, got "iris_prod"',
+    ],
+    [
+      { workspaceName: "w" },
+      'AzureMlEndpoint: workspaceName must be 3-33 letters, digits, _ or -, got "w"',
+    ],
+    [{ instanceCount: 0 }, "AzureMlEndpoint: instanceCount of blue must be an integer >= 1, got 0"],
+    [
+      { scaling: { minInstances: 3, maxInstances: 1, targetCpuPercent: 70 } },
+      "AzureMlEndpoint: scaling needs integers 1 <= minInstances <= maxInstances, got 3..1",
+    ],
+    [
+      { scaling: { minInstances: 1, maxInstances: 3, targetCpuPercent: 100 } },
+      "AzureMlEndpoint: scaling.targetCpuPercent must be between 0 and 100, got 100",
+    ],
+  ])("rejects %j", (bad, message) => {
+    const before = registrations.length;
+    expect(
+      () =>
+        new mod.AzureMlEndpoint("bad-endpoint", {
+          ...base,
+          ...(bad as object),
+        } as az.AzureMlEndpointArgs),
+    ).toThrow(new Error(message));
+    expect(registrations.length).toBe(before);
+  });
+
+  test("environment versions need digest-pinned images", () => {
+    expect(() => mod.environmentVersionFor("irisacr.azurecr.io/iris:latest")).toThrow(
+      new Error(
+        'AzureMlEndpoint: imageUri must be pinned by digest (repo@sha256:...), got "irisacr.azurecr.io/iris:latest"',
+      ),
+    );
+  });
+});

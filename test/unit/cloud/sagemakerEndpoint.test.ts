@@ -1,0 +1,376 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- mock registrations and ARM payloads are untyped JSON */
+import * as pulumi from "@pulumi/pulumi";
+
+interface Registration {
+  type: string;
+  name: string;
+  inputs: Record<string, any>;
+}
+const registrations: Registration[] = [];
+const DIGEST = "a".repeat(64);
+const IMAGE = `123456789012.dkr.ecr.eu-west-1.amazonaws.com/iris@sha256:${DIGEST}`;
+const REPO_ARN = "arn:aws:ecr:eu-west-1:123456789012:repository/iris";
+
+pulumi.runtime.setMocks(
+  {
+    newResource(args) {
+      registrations.push({ type: args.type, name: args.name, inputs: args.inputs });
+      const name = args.inputs.name ?? `${args.name}-0a1b2c3`;
+      return {
+        id: `${args.name}-id`,
+        state: { ...args.inputs, name, arn: `arn:aws:mock:::${name}` },
+      };
+    },
+    call(args) {
+      if (args.token === "aws:index/getCallerIdentity:getCallerIdentity") {
+        return {
+          accountId: "123456789012",
+          arn: "arn:aws:iam::123456789012:user/me",
+          userId: "me",
+        };
+      }
+      if (args.token === "aws:index/getPartition:getPartition") {
+        return { partition: "aws", dnsSuffix: "amazonaws.com" };
+      }
+      throw new Error(`unexpected call ${args.token}`);
+    },
+  },
+  "model-serving",
+  "test",
+  false,
+);
+
+import type * as sm from "../../../components/sagemakerEndpoint";
+let mod: typeof sm;
+beforeAll(async () => {
+  mod = await import("../../../components/sagemakerEndpoint");
+});
+
+const value = <T>(o: pulumi.Output<T>) => new Promise<T>((resolve) => o.apply(resolve));
+async function settle(): Promise<void> {
+  let n = -1;
+  while (n !== registrations.length) {
+    n = registrations.length;
+    await new Promise((r) => setTimeout(r, 30));
+  }
+}
+const of = (prefix: string) => registrations.filter((r) => r.name.startsWith(`${prefix}-`));
+const one = (prefix: string, type: string) => {
+  const found = of(prefix).filter((r) => r.type === type);
+  expect(found).toHaveLength(1);
+  return found[0];
+};
+const base = {
+  imageUri: IMAGE,
+  ecrRepositoryArn: REPO_ARN,
+  region: "eu-west-1",
+  modelName: "iris",
+  modelVersion: "3",
+};
+
+describe("SageMakerEndpoint graph", () => {
+  test("real-time endpoint: role, least-privilege policy, model, config, blue/green endpoint, autoscaling", async () => {
+    const ep = new mod.SageMakerEndpoint("iris-rt", {
+      ...base,
+      instanceType: "ml.c5.large",
+      instanceCount: 2,
+      dataCapture: { s3Uri: "s3://captures/iris", samplingPercentage: 20 },
+      autoscaling: { minInstances: 2, maxInstances: 6, targetInvocationsPerInstance: 500 },
+      blueGreen: {
+        mode: "CANARY",
+        stepPercent: 10,
+        waitIntervalSeconds: 600,
+        autoRollback: { maxModelLatencyMs: 250 },
+      },
+    });
+    const entry = await value(ep.endpoint);
+    await settle();
+
+    expect(
+      of("iris-rt")
+        .map((r) => `${r.type} ${r.name}`)
+        .sort(),
+    ).toEqual([
+      "aws:appautoscaling/policy:Policy iris-rt-invocations",
+      "aws:appautoscaling/target:Target iris-rt-scaling",
+      "aws:cloudwatch/metricAlarm:MetricAlarm iris-rt-5xx",
+      "aws:cloudwatch/metricAlarm:MetricAlarm iris-rt-latency",
+      "aws:iam/role:Role iris-rt-role",
+      "aws:iam/rolePolicy:RolePolicy iris-rt-policy",
+      "aws:sagemaker/endpoint:Endpoint iris-rt-endpoint",
+      "aws:sagemaker/endpointConfiguration:EndpointConfiguration iris-rt-config",
+      "aws:sagemaker/model:Model iris-rt-model",
+    ]);
+
+    const role = one("iris-rt", "aws:iam/role:Role");
+    expect(JSON.parse(role.inputs.assumeRolePolicy).Statement).toEqual([
+      {
+        Effect: "Allow",
+        Principal: { Service: "sagemaker.amazonaws.com" },
+        Action: "sts:AssumeRole",
+      },
+    ]);
+    const policy = JSON.parse(one("iris-rt", "aws:iam/rolePolicy:RolePolicy").inputs.policy);
+    expect(policy.Statement).toEqual([
+      {
+        Sid: "PullScorerImage",
+        Effect: "Allow",
+        Action: [
+          "ecr:BatchCheckLayerAvailability",
+          "ecr:BatchGetImage",
+          "ecr:GetDownloadUrlForLayer",
+        ],
+        Resource: REPO_ARN,
+      },
+      { Sid: "EcrLogin", Effect: "Allow", Action: "ecr:GetAuthorizationToken", Resource: "*" },
+      {
+        Sid: "EndpointLogs",
+        Effect: "Allow",
+        Action: [
+          "logs:CreateLogGroup",
+          "logs:CreateLogStream",
+          "logs:DescribeLogStreams",
+          "logs:PutLogEvents",
+        ],
+        Resource: [
+          "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/sagemaker/Endpoints/iris-rt",
+          "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/sagemaker/Endpoints/iris-rt:log-stream:*",
+        ],
+      },
+      {
+        Sid: "DataCapture",
+        Effect: "Allow",
+        Action: "s3:PutObject",
+        Resource: "arn:aws:s3:::captures/iris/*",
+      },
+    ]);
+
+    const model = one("iris-rt", "aws:sagemaker/model:Model");
+    expect(model.inputs.name).toBeUndefined(); // auto-named: a new image replaces it
+    expect(model.inputs.region).toBe("eu-west-1");
+    expect(model.inputs.executionRoleArn).toBe("arn:aws:mock:::iris-rt-role-0a1b2c3");
+    expect(model.inputs.primaryContainer).toEqual({ image: IMAGE, mode: "SingleModel" });
+
+    const config = one("iris-rt", "aws:sagemaker/endpointConfiguration:EndpointConfiguration");
+    expect(config.inputs.name).toBeUndefined();
+    expect(config.inputs.productionVariants).toEqual([
+      {
+        variantName: "AllTraffic",
+        modelName: "iris-rt-model-0a1b2c3",
+        instanceType: "ml.c5.large",
+        initialInstanceCount: 2,
+      },
+    ]);
+    expect(config.inputs.dataCaptureConfig).toEqual({
+      enableCapture: true,
+      destinationS3Uri: "s3://captures/iris",
+      initialSamplingPercentage: 20,
+      captureOptions: [{ captureMode: "Input" }, { captureMode: "Output" }],
+      captureContentTypeHeader: {
+        jsonContentTypes: ["application/json"],
+        csvContentTypes: ["text/csv"],
+      },
+    });
+
+    const endpoint = one("iris-rt", "aws:sagemaker/endpoint:Endpoint");
+    expect(endpoint.inputs.name).toBe("iris-rt");
+    expect(endpoint.inputs.endpointConfigName).toBe("iris-rt-config-0a1b2c3");
+    expect(endpoint.inputs.deploymentConfig).toEqual({
+      blueGreenUpdatePolicy: {
+        trafficRoutingConfiguration: {
+          type: "CANARY",
+          waitIntervalInSeconds: 600,
+          canarySize: { type: "CAPACITY_PERCENT", value: 10 },
+        },
+        terminationWaitInSeconds: 0,
+      },
+      autoRollbackConfiguration: {
+        alarms: [{ alarmName: "iris-rt-5xx-0a1b2c3" }, { alarmName: "iris-rt-latency-0a1b2c3" }],
+      },
+    });
+    const latency = registrations.find((r) => r.name === "iris-rt-latency")!;
+    expect(latency.inputs).toMatchObject({
+      namespace: "AWS/SageMaker",
+      metricName: "ModelLatency",
+      dimensions: { EndpointName: "iris-rt", VariantName: "AllTraffic" },
+      extendedStatistic: "p99",
+      threshold: 250000,
+    });
+    expect(registrations.find((r) => r.name === "iris-rt-5xx")!.inputs).toMatchObject({
+      metricName: "Invocation5XXErrors",
+      threshold: 1,
+      comparisonOperator: "GreaterThanOrEqualToThreshold",
+    });
+
+    expect(one("iris-rt", "aws:appautoscaling/target:Target").inputs).toMatchObject({
+      serviceNamespace: "sagemaker",
+      resourceId: "endpoint/iris-rt/variant/AllTraffic",
+      scalableDimension: "sagemaker:variant:DesiredInstanceCount",
+      minCapacity: 2,
+      maxCapacity: 6,
+    });
+    expect(one("iris-rt", "aws:appautoscaling/policy:Policy").inputs).toMatchObject({
+      policyType: "TargetTrackingScaling",
+      targetTrackingScalingPolicyConfiguration: {
+        targetValue: 500,
+        predefinedMetricSpecification: {
+          predefinedMetricType: "SageMakerVariantInvocationsPerInstance",
+        },
+      },
+    });
+
+    expect(entry.target).toBe("sagemaker");
+    expect(entry.url).toBe(
+      "https://runtime.sagemaker.eu-west-1.amazonaws.com/endpoints/iris-rt/invocations",
+    );
+    expect(entry.modelUri).toBe("models:/iris/3");
+    expect(entry.version).toBe("3");
+    expect(entry.curl).toContain("--aws-sigv4 'aws:amz:eu-west-1:sagemaker'");
+    expect(entry.awsCli).toContain("--endpoint-name 'iris-rt'");
+    expect(await value(ep.invocationUrl)).toBe(entry.url);
+  });
+
+  test("serverless endpoint with a given role creates no role and no scaling", async () => {
+    const ep = new mod.SageMakerEndpoint("iris-sl", {
+      ...base,
+      endpointName: "iris-serverless",
+      roleArn: "arn:aws:iam::123456789012:role/existing",
+      serverless: { memorySizeInMb: 2048, maxConcurrency: 5 },
+    });
+    await value(ep.endpoint);
+    await settle();
+    expect(
+      of("iris-sl")
+        .map((r) => r.type)
+        .sort(),
+    ).toEqual([
+      "aws:sagemaker/endpoint:Endpoint",
+      "aws:sagemaker/endpointConfiguration:EndpointConfiguration",
+      "aws:sagemaker/model:Model",
+    ]);
+    expect(one("iris-sl", "aws:sagemaker/model:Model").inputs.executionRoleArn).toBe(
+      "arn:aws:iam::123456789012:role/existing",
+    );
+    expect(
+      one("iris-sl", "aws:sagemaker/endpointConfiguration:EndpointConfiguration").inputs
+        .productionVariants,
+    ).toEqual([
+      {
+        variantName: "AllTraffic",
+        modelName: "iris-sl-model-0a1b2c3",
+        serverlessConfig: { memorySizeInMb: 2048, maxConcurrency: 5 },
+      },
+    ]);
+    const endpoint = one("iris-sl", "aws:sagemaker/endpoint:Endpoint");
+    expect(endpoint.inputs.name).toBe("iris-serverless");
+    expect(endpoint.inputs.deploymentConfig).toEqual({
+      blueGreenUpdatePolicy: {
+        trafficRoutingConfiguration: { type: "ALL_AT_ONCE", waitIntervalInSeconds: 300 },
+        terminationWaitInSeconds: 0,
+      },
+    });
+    expect(await value(ep.roleArn)).toBe("arn:aws:iam::123456789012:role/existing");
+  });
+
+  test("a new image digest changes only the auto-named Model/EndpointConfiguration inputs, not the Endpoint's", async () => {
+    const a = new mod.SageMakerEndpoint("roll-a", { ...base, endpointName: "iris-roll" });
+    const b = new mod.SageMakerEndpoint("roll-b", {
+      ...base,
+      endpointName: "iris-roll",
+      imageUri: IMAGE.replace(DIGEST, "b".repeat(64)),
+    });
+    await Promise.all([value(a.endpoint), value(b.endpoint)]);
+    await settle();
+    const endpointA = one("roll-a", "aws:sagemaker/endpoint:Endpoint").inputs;
+    const endpointB = one("roll-b", "aws:sagemaker/endpoint:Endpoint").inputs;
+    expect(endpointA.name).toBe(endpointB.name);
+    expect(one("roll-a", "aws:sagemaker/model:Model").inputs.primaryContainer.image).not.toBe(
+      one("roll-b", "aws:sagemaker/model:Model").inputs.primaryContainer.image,
+    );
+  });
+
+  test.each([
+    [
+      { instanceType: "ml.m5.large", serverless: { memorySizeInMb: 2048, maxConcurrency: 5 } },
+      "SageMakerEndpoint: set either instanceType or serverless, not both",
+    ],
+    [{ region: "Europe" }, 'SageMakerEndpoint: region must look like us-east-1, got "Europe"'],
+    [
+      { endpointName: "iris_prod" },
+      'SageMakerEndpoint: endpointName must be 1-63 letters, digits or hyphens, starting and ending with a letter or digit, got "iris_prod"',
+    ],
+    [
+      { imageUri: "123456789012.dkr.ecr.eu-west-1.amazonaws.com/iris:latest" },
+      'SageMakerEndpoint: imageUri must be pinned by digest (repo@sha256:...), got "123456789012.dkr.ecr.eu-west-1.amazonaws.com/iris:latest"',
+    ],
+    [{ instanceCount: 0 }, "SageMakerEndpoint: instanceCount must be an integer >= 1, got 0"],
+    [
+      { serverless: { memorySizeInMb: 1000, maxConcurrency: 5 } },
+      "SageMakerEndpoint: serverless.memorySizeInMb must be one of 1024, 2048, 3072, 4096, 5120, 6144, got 1000",
+    ],
+    [
+      { serverless: { memorySizeInMb: 1024, maxConcurrency: 500 } },
+      "SageMakerEndpoint: serverless.maxConcurrency must be an integer from 1 to 200, got 500",
+    ],
+    [
+      { serverless: { memorySizeInMb: 1024, maxConcurrency: 5 }, instanceCount: 2 },
+      "SageMakerEndpoint: instanceCount applies to instanceType, not serverless",
+    ],
+    [
+      {
+        serverless: { memorySizeInMb: 1024, maxConcurrency: 5 },
+        autoscaling: { minInstances: 1, maxInstances: 2, targetInvocationsPerInstance: 10 },
+      },
+      "SageMakerEndpoint: autoscaling needs instanceType (a serverless endpoint scales up to serverless.maxConcurrency)",
+    ],
+    [
+      {
+        serverless: { memorySizeInMb: 1024, maxConcurrency: 5 },
+        dataCapture: { s3Uri: "s3://b/p" },
+      },
+      "SageMakerEndpoint: dataCapture is not supported on serverless endpoints",
+    ],
+    [
+      { dataCapture: { s3Uri: "captures/iris" } },
+      'SageMakerEndpoint: dataCapture.s3Uri must be an s3://bucket/prefix URI, got "captures/iris"',
+    ],
+    [
+      { dataCapture: { s3Uri: "s3://captures/iris", samplingPercentage: 0 } },
+      "SageMakerEndpoint: dataCapture.samplingPercentage must be an integer from 1 to 100, got 0",
+    ],
+    [
+      { autoscaling: { minInstances: 3, maxInstances: 2, targetInvocationsPerInstance: 10 } },
+      "SageMakerEndpoint: autoscaling needs integers 1 <= minInstances <= maxInstances, got 3..2",
+    ],
+    [
+      { autoscaling: { minInstances: 2, maxInstances: 4, targetInvocationsPerInstance: 10 } },
+      "SageMakerEndpoint: instanceCount (1) must be within autoscaling.minInstances..maxInstances (2..4)",
+    ],
+    [
+      { autoscaling: { minInstances: 1, maxInstances: 4, targetInvocationsPerInstance: 0 } },
+      "SageMakerEndpoint: autoscaling.targetInvocationsPerInstance must be > 0, got 0",
+    ],
+    [
+      { blueGreen: { mode: "RANDOM" } },
+      'SageMakerEndpoint: blueGreen.mode must be ALL_AT_ONCE, CANARY or LINEAR, got "RANDOM"',
+    ],
+    [
+      { blueGreen: { mode: "LINEAR" } },
+      "SageMakerEndpoint: blueGreen.stepPercent must be an integer from 1 to 99 for LINEAR, got undefined",
+    ],
+    [
+      { blueGreen: { maximumExecutionTimeoutSeconds: 60 } },
+      "SageMakerEndpoint: blueGreen.maximumExecutionTimeoutSeconds must be from 600 to 14400, got 60",
+    ],
+  ])("rejects %j", (bad, message) => {
+    const before = registrations.length;
+    expect(
+      () =>
+        new mod.SageMakerEndpoint("bad", {
+          ...base,
+          ...(bad as object),
+        } as sm.SageMakerEndpointArgs),
+    ).toThrow(new Error(message));
+    expect(registrations.length).toBe(before);
+  });
+});

@@ -1,0 +1,178 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- mock registrations are untyped JSON */
+import * as pulumi from "@pulumi/pulumi";
+import * as fs from "fs";
+import * as path from "path";
+import { tempDir } from "../support/env";
+
+// index.ts with cloud targets under mocks: the targets config reaches the cloud components, which hang
+// under the model's RegisteredModel, and their entries join the `endpoints` map as `<model>/<target>`.
+jest.mock("../../providers/modelVersion", () => ({
+  ModelVersion: jest
+    .requireActual("../support/dynamicStandIns")
+    .dynamicStandIn("ModelVersion", ["version", "modelUri", "runId", "storageSource"]),
+}));
+jest.mock("../../providers/modelDeployment", () => ({
+  ModelDeployment: jest
+    .requireActual("../support/dynamicStandIns")
+    .dynamicStandIn("ModelDeployment", ["url", "baseUrl", "servedPort"]),
+}));
+jest.mock("../../providers/localMlflowServer", () => ({
+  LocalMlflowServer: jest
+    .requireActual("../support/dynamicStandIns")
+    .dynamicStandIn("LocalMlflowServer", ["trackingUri", "pid"]),
+}));
+jest.mock("../../providers/modelExport", () => ({
+  ...jest.requireActual("../../providers/modelExport"),
+  ModelExport: jest
+    .requireActual("../support/dynamicStandIns")
+    .dynamicStandIn("ModelExport", ["contextDir", "contextHash", "modelUri"]),
+}));
+jest.mock("../../providers/azureMlTraffic", () => ({
+  ...jest.requireActual("../../providers/azureMlTraffic"),
+  AzureMlTraffic: jest
+    .requireActual("../support/dynamicStandIns")
+    .dynamicStandIn("AzureMlTraffic", ["traffic"]),
+}));
+
+const registrations: {
+  type: string;
+  name: string;
+  parent?: string;
+  inputs: Record<string, any>;
+}[] = [];
+const SUB = "00000000-0000-0000-0000-000000000001";
+const modelDir = tempDir("cloud-program-model");
+fs.writeFileSync(path.join(modelDir, "MLmodel"), "flavors: {}\n");
+
+pulumi.runtime.setMocks(
+  {
+    newResource(args) {
+      registrations.push({ type: args.type, name: args.name, inputs: args.inputs });
+      const state: Record<string, any> = { ...args.inputs };
+      switch (args.type) {
+        case "pulumi-nodejs:dynamic/modelserving:LocalMlflowServer":
+          state.trackingUri = "http://127.0.0.1:5000";
+          break;
+        case "pulumi-nodejs:dynamic/modelserving:ModelVersion":
+          Object.assign(state, { version: "4", modelUri: "models:/iris/4" });
+          break;
+        case "pulumi-nodejs:dynamic/modelserving:ModelDeployment":
+          state.url = "http://127.0.0.1:5001/invocations";
+          break;
+        case "pulumi-nodejs:dynamic/modelserving:ModelExport":
+          Object.assign(state, { contextDir: "/ctx", contextHash: "h".repeat(64) });
+          break;
+        case "aws:ecr/repository:Repository":
+          Object.assign(state, {
+            arn: `arn:aws:ecr:eu-west-1:123456789012:repository/${args.inputs.name}`,
+            repositoryUrl: `123456789012.dkr.ecr.eu-west-1.amazonaws.com/${args.inputs.name}`,
+          });
+          break;
+        case "docker:index/image:Image":
+          state.repoDigest = `${args.inputs.imageName.split(":")[0]}@sha256:${"d".repeat(64)}`;
+          break;
+        case "azure-native:machinelearningservices:OnlineEndpoint":
+          state.identity = { principalId: "p" };
+          state.properties = {
+            ...args.inputs.properties,
+            scoringUri: `https://${args.inputs.endpointName}.westeurope.inference.ml.azure.com/score`,
+          };
+          break;
+      }
+      state.name ??= args.name;
+      state.arn ??= `arn:aws:mock:::${args.name}`;
+      return { id: `${args.name}-id`, state };
+    },
+    call(args) {
+      switch (args.token) {
+        case "aws:index/getCallerIdentity:getCallerIdentity":
+          return { accountId: "123456789012" };
+        case "aws:index/getPartition:getPartition":
+          return { partition: "aws", dnsSuffix: "amazonaws.com" };
+        case "aws:ecr/getAuthorizationToken:getAuthorizationToken":
+          return { userName: "AWS", password: "ecr-password", proxyEndpoint: "https://x" };
+        case "azure-native:containerregistry:getRegistry":
+          return {
+            name: args.inputs.registryName,
+            loginServer: `${args.inputs.registryName}.azurecr.io`,
+            id: `/subscriptions/${SUB}/resourceGroups/ml-rg/providers/Microsoft.ContainerRegistry/registries/${args.inputs.registryName}`,
+          };
+        case "azure-native:containerregistry:listRegistryCredentials":
+          return { username: "u", passwords: [{ name: "password", value: "acr-password" }] };
+        case "azure-native:machinelearningservices:getWorkspace":
+          return { name: args.inputs.workspaceName, id: "/ws" };
+        case "azure-native:machinelearningservices:listOnlineEndpointKeys":
+          return { primaryKey: "endpoint-key-123", secondaryKey: "s" };
+        case "azure-native:authorization:getClientConfig":
+          return { tenantId: "t", subscriptionId: SUB, clientId: "c", objectId: "o" };
+      }
+      throw new Error(`unexpected call ${args.token}`);
+    },
+  },
+  "model-serving",
+  "cloud",
+  false,
+);
+pulumi.runtime.setAllConfig({
+  "model-serving:models": JSON.stringify([
+    {
+      name: "iris",
+      source: modelDir,
+      targets: {
+        sagemaker: { region: "eu-west-1", instanceType: "ml.c5.large", instanceCount: 2 },
+        azureml: {
+          subscriptionId: SUB,
+          resourceGroup: "ml-rg",
+          location: "westeurope",
+          workspaceName: "ml-ws",
+          registry: { name: "irisacr" },
+          deployments: [
+            { name: "blue", version: "3", traffic: 90 },
+            { name: "green", traffic: 10 },
+          ],
+        },
+      },
+    },
+  ]),
+});
+
+const value = <T>(o: pulumi.Output<T>) => new Promise<T>((resolve) => o.apply(resolve));
+
+describe("index.ts with cloud targets under mocks", () => {
+  let endpoints: Record<string, any>;
+  let secret: boolean;
+  beforeAll(async () => {
+    const program = await import("../../index");
+    endpoints = await value(program.endpoints);
+    secret = await (program.endpoints as any).isSecret;
+  });
+
+  it("declares a scorer image and endpoint per target, one image per AzureML model version", () => {
+    const names = registrations.map((r) => `${r.type} ${r.name}`);
+    expect(names).toEqual(
+      expect.arrayContaining([
+        "modelserving:image:ScorerImage iris-sagemaker-image",
+        "modelserving:aws:SageMakerEndpoint iris-sagemaker",
+        "modelserving:image:ScorerImage iris-azureml-image-3",
+        "modelserving:image:ScorerImage iris-azureml-image-current",
+        "modelserving:azure:AzureMlEndpoint iris-azureml",
+      ]),
+    );
+    const exports = registrations.filter((r) => r.type.endsWith(":ModelExport"));
+    expect(exports.map((e) => [e.name, e.inputs.modelVersion]).sort()).toEqual([
+      ["iris-azureml-image-3-export", "3"],
+      ["iris-azureml-image-current-export", "4"],
+      ["iris-sagemaker-image-export", "4"],
+    ]);
+    const repo = registrations.find((r) => r.type === "aws:ecr/repository:Repository")!;
+    expect(repo.inputs.name).toBe("iris-scorer");
+  });
+
+  it("keys the endpoint map by model and target, and keeps it secret (AzureML keys)", () => {
+    expect(Object.keys(endpoints).sort()).toEqual(["iris", "iris/azureml", "iris/sagemaker"]);
+    expect(endpoints["iris/sagemaker"]).toMatchObject({ target: "sagemaker", version: "4" });
+    expect(endpoints["iris/azureml"]).toMatchObject({ target: "azureml" });
+    expect(endpoints["iris/azureml"].curl).toContain("endpoint-key-123");
+    expect(secret).toBe(true);
+  });
+});
