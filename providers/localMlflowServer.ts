@@ -1,7 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as core from "./mlflowServerCore";
 
-// Thin dynamic resource over ./mlflowServerCore (see the contract there).
+// Thin dynamic resource over ./mlflowServerCore (see the contract there). Progress lines go to the
+// provider's stdout, which the engine shows as info messages during `pulumi up`.
 const localMlflowServerProvider: pulumi.dynamic.ResourceProvider = {
   async check(olds, news) {
     return { inputs: news };
@@ -10,11 +11,13 @@ const localMlflowServerProvider: pulumi.dynamic.ResourceProvider = {
     return core.diffMlflowServer(olds, news);
   },
   async create(inputs) {
-    const outs = await core.startMlflowServer(inputs);
+    const outs = await core.startMlflowServer(inputs, (msg) => console.log(`mlflow: ${msg}`));
     return { id: core.serverId(outs), outs };
   },
   async update(id, olds, news) {
-    return { outs: await core.updateMlflowServer(olds, news) };
+    return {
+      outs: await core.updateMlflowServer(olds, news, (msg) => console.log(`mlflow: ${msg}`)),
+    };
   },
   async read(id, props) {
     return (await core.isMlflowServerRunning(props)) ? { id, props } : { id: "", props: {} };

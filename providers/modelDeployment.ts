@@ -3,7 +3,8 @@ import * as core from "./deployment/core";
 import { DeployMode } from "./deployment/types";
 import { MlflowAuth } from "./modelVersionCore";
 
-// Thin dynamic resource over ./deployment/core (see the contract there).
+// Thin dynamic resource over ./deployment/core (see the contract there). Progress lines go to the
+// provider's stdout, which the engine shows as info messages during `pulumi up`.
 const modelDeploymentProvider: pulumi.dynamic.ResourceProvider = {
   async check(olds, news) {
     return { inputs: news };
@@ -12,10 +13,12 @@ const modelDeploymentProvider: pulumi.dynamic.ResourceProvider = {
     return core.diffDeployment(olds, news);
   },
   async create(inputs) {
-    return core.createDeployment(inputs);
+    return core.createDeployment(inputs, (msg) => console.log(`model server: ${msg}`));
   },
   async update(id, olds, news) {
-    return { outs: await core.updateDeployment(olds, news) };
+    return {
+      outs: await core.updateDeployment(olds, news, (msg) => console.log(`model server: ${msg}`)),
+    };
   },
   async read(id, props) {
     const state = await core.readDeployment(props);

@@ -12,7 +12,7 @@ const modelVersionProvider: pulumi.dynamic.ResourceProvider = {
     return core.diffModelVersion(olds, news);
   },
   async create(inputs) {
-    return core.createModelVersion(inputs);
+    return core.createModelVersion(inputs, (msg) => console.log(`registry: ${msg}`));
   },
   async update(id, olds, news) {
     return { outs: await core.updateModelVersion(olds, news) };

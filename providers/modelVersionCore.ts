@@ -1,4 +1,5 @@
 import { createMlflowClient, MlflowClient } from "./mlflow/client";
+import { MlflowError } from "./mlflow/errors";
 import * as registry from "./mlflow/registry";
 import { hashSource, isSourceUri, sourceProblem } from "./modelSource";
 
@@ -251,11 +252,21 @@ export async function updateModelVersion(
 }
 
 /** What MLflow really has: undefined when the version is gone. Aliases are re-read from MLflow so a
- * refresh shows an alias moved by hand. */
+ * refresh shows an alias moved by hand. While the tracking server is unreachable (a local server
+ * after a reboot, which the same refresh reports gone) the version is kept as it was: nothing can be
+ * verified, and the server's data directory still holds it. */
 export async function readModelVersion(
   state: ModelVersionState,
 ): Promise<ModelVersionState | undefined> {
-  const v = await registry.getModelVersion(clientFor(state), state.name, state.version);
+  let v: registry.ModelVersionInfo | undefined;
+  try {
+    v = await registry.getModelVersion(clientFor(state), state.name, state.version);
+  } catch (err) {
+    if (err instanceof MlflowError && err.errorCode === "UNREACHABLE") {
+      return state;
+    }
+    throw err;
+  }
   if (!v) {
     return undefined;
   }

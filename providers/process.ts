@@ -25,7 +25,9 @@ export function isPortFree(host: string, port: number): Promise<boolean> {
 
 /**
  * Reserves a port: the requested one (which must be free), or the first free one from `rangeStart`.
- * A lock file in `lockDir` keeps parallel deployments from picking the same port.
+ * A lock file in `lockDir`, naming the reserving process, keeps parallel deployments from picking the
+ * same port until its server has bound it; a lock whose process is gone (a crashed `up`) is stale and
+ * taken over. Once the server listens, the bound port itself keeps others away.
  */
 export async function reservePort(
   host: string,
@@ -34,13 +36,22 @@ export async function reservePort(
   lockDir: string,
 ): Promise<number> {
   fs.mkdirSync(lockDir, { recursive: true });
-  const tryLock = (port: number) => {
+  const tryLock = (port: number, retry = true): boolean => {
+    const lock = path.join(lockDir, `port-${host}-${port}.lock`);
     try {
-      fs.writeFileSync(path.join(lockDir, `port-${host}-${port}.lock`), String(process.pid), {
-        flag: "wx",
-      });
+      fs.writeFileSync(lock, String(process.pid), { flag: "wx" });
       return true;
     } catch {
+      let owner = process.pid;
+      try {
+        owner = Number(fs.readFileSync(lock, "utf8"));
+      } catch {
+        return retry && tryLock(port, false); // released meanwhile
+      }
+      if (retry && owner !== process.pid && processStartTicks(owner) === undefined) {
+        fs.rmSync(lock, { force: true });
+        return tryLock(port, false);
+      }
       return false;
     }
   };

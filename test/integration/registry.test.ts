@@ -154,4 +154,25 @@ describe("an MLflow server that is down", () => {
       message: `MLflow at ${trackingUri} is unreachable (ECONNREFUSED) on GET /api/2.0/mlflow/registered-models/get`,
     });
   });
+
+  it("keeps a version in state on refresh while the server is unreachable", async () => {
+    const trackingUri = `http://127.0.0.1:${await freePort()}`;
+    const state = {
+      trackingUri,
+      name: "iris",
+      source: "runs:/r/model",
+      sourceHash: "sha256:x",
+      aliases: [],
+      tags: {},
+      description: "",
+      registration: 1,
+      experimentName: "model-serving",
+      readyTimeoutSeconds: 10,
+      version: "1",
+      modelUri: "models:/iris/1",
+      runId: "r",
+      storageSource: "mlflow-artifacts:/0/r/artifacts/model",
+    };
+    await expect(readModelVersion(state)).resolves.toBe(state);
+  }, 60_000);
 });
