@@ -16,3 +16,45 @@ export function dynamicStandIn(typeName: string, outputs: string[]) {
     }
   };
 }
+
+/*
+ * Ready-made `jest.mock` factories for the providers the program registers. jest hoists `jest.mock` above
+ * the imports, so a factory may not close over anything from the test file; each test file calls e.g.
+ *   jest.mock("../../providers/modelVersion", () =>
+ *     jest.requireActual("../support/dynamicStandIns").modelVersionModule());
+ * and the providers' actual modules are required here, lazily, only where the stand-in keeps their other
+ * exports.
+ */
+
+/** providers/modelVersion with ModelVersion swapped for its stand-in. */
+export function modelVersionModule() {
+  return {
+    ModelVersion: dynamicStandIn("ModelVersion", ["version", "modelUri", "runId", "storageSource"]),
+  };
+}
+
+/** providers/modelDeployment with ModelDeployment swapped for its stand-in. */
+export function modelDeploymentModule() {
+  return { ModelDeployment: dynamicStandIn("ModelDeployment", ["url", "baseUrl", "servedPort"]) };
+}
+
+/** providers/localMlflowServer with LocalMlflowServer swapped for its stand-in. */
+export function localMlflowServerModule() {
+  return { LocalMlflowServer: dynamicStandIn("LocalMlflowServer", ["trackingUri", "pid"]) };
+}
+
+/** providers/modelExport (its other exports kept) with ModelExport swapped for its stand-in. */
+export function modelExportModule() {
+  return {
+    ...jest.requireActual<object>("../../providers/modelExport"),
+    ModelExport: dynamicStandIn("ModelExport", ["contextDir", "contextHash", "modelUri"]),
+  };
+}
+
+/** providers/azureMlTraffic (its other exports kept) with AzureMlTraffic swapped for its stand-in. */
+export function azureMlTrafficModule() {
+  return {
+    ...jest.requireActual<object>("../../providers/azureMlTraffic"),
+    AzureMlTraffic: dynamicStandIn("AzureMlTraffic", ["traffic"]),
+  };
+}

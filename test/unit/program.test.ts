@@ -2,6 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as fs from "fs";
 import * as path from "path";
 import { tempDir } from "../support/env";
+import { mockRecorder, value as outputValue } from "../support/mockRecorder";
 
 // A stack without cloud targets must not load the cloud SDKs (they cost ~1 s each per `pulumi up`).
 jest.mock("@pulumi/aws", () => {
@@ -10,29 +11,18 @@ jest.mock("@pulumi/aws", () => {
 jest.mock("@pulumi/azure-native/machinelearningservices", () => {
   throw new Error("@pulumi/azure-native was loaded by a stack without cloud targets");
 });
-jest.mock("../../providers/modelVersion", () => ({
-  ModelVersion: jest
-    .requireActual("../support/dynamicStandIns")
-    .dynamicStandIn("ModelVersion", ["version", "modelUri", "runId", "storageSource"]),
-}));
-jest.mock("../../providers/modelDeployment", () => ({
-  ModelDeployment: jest
-    .requireActual("../support/dynamicStandIns")
-    .dynamicStandIn("ModelDeployment", ["url", "baseUrl", "servedPort"]),
-}));
-jest.mock("../../providers/localMlflowServer", () => ({
-  LocalMlflowServer: jest
-    .requireActual("../support/dynamicStandIns")
-    .dynamicStandIn("LocalMlflowServer", ["trackingUri", "pid"]),
-}));
+jest.mock("../../providers/modelVersion", () =>
+  jest.requireActual("../support/dynamicStandIns").modelVersionModule(),
+);
+jest.mock("../../providers/modelDeployment", () =>
+  jest.requireActual("../support/dynamicStandIns").modelDeploymentModule(),
+);
+jest.mock("../../providers/localMlflowServer", () =>
+  jest.requireActual("../support/dynamicStandIns").localMlflowServerModule(),
+);
 
 // The whole program (index.ts) under Pulumi's mocks: every registration is recorded and asserted.
-interface Registration {
-  type: string;
-  name: string;
-  inputs: Record<string, unknown>;
-}
-const registrations: Registration[] = [];
+const { registrations, record } = mockRecorder();
 
 const modelDir = tempDir("program-model");
 fs.writeFileSync(path.join(modelDir, "MLmodel"), "flavors: {}\n");
@@ -52,7 +42,7 @@ fs.writeFileSync(
 pulumi.runtime.setMocks(
   {
     newResource(args) {
-      registrations.push({ type: args.type, name: args.name, inputs: args.inputs });
+      record(args);
       const outs: Record<string, unknown> = { ...args.inputs };
       if (args.type.endsWith(":LocalMlflowServer")) {
         outs.trackingUri = `http://${args.inputs.host}:${args.inputs.port}`;
@@ -88,10 +78,6 @@ delete process.env.MODEL_SERVING_VENV;
 
 const SECRET_SIG = "4dabf18193072939515e22adb298388d";
 const SECRET_VALUE = "1b47061264138c4ac30d75fd1eb44270";
-
-function outputValue<T>(o: pulumi.Output<T>): Promise<T> {
-  return new Promise((resolve) => o.apply(resolve));
-}
 
 function isSecret<T>(o: pulumi.Output<T>): Promise<boolean> {
   return (o as unknown as { isSecret: Promise<boolean> }).isSecret;

@@ -3,43 +3,27 @@ import * as pulumi from "@pulumi/pulumi";
 import * as fs from "fs";
 import * as path from "path";
 import { tempDir } from "../support/env";
+import { mockRecorder, value } from "../support/mockRecorder";
 
 // index.ts with cloud targets under mocks: the targets config reaches the cloud components, which hang
 // under the model's RegisteredModel, and their entries join the `endpoints` map as `<model>/<target>`.
-jest.mock("../../providers/modelVersion", () => ({
-  ModelVersion: jest
-    .requireActual("../support/dynamicStandIns")
-    .dynamicStandIn("ModelVersion", ["version", "modelUri", "runId", "storageSource"]),
-}));
-jest.mock("../../providers/modelDeployment", () => ({
-  ModelDeployment: jest
-    .requireActual("../support/dynamicStandIns")
-    .dynamicStandIn("ModelDeployment", ["url", "baseUrl", "servedPort"]),
-}));
-jest.mock("../../providers/localMlflowServer", () => ({
-  LocalMlflowServer: jest
-    .requireActual("../support/dynamicStandIns")
-    .dynamicStandIn("LocalMlflowServer", ["trackingUri", "pid"]),
-}));
-jest.mock("../../providers/modelExport", () => ({
-  ...jest.requireActual("../../providers/modelExport"),
-  ModelExport: jest
-    .requireActual("../support/dynamicStandIns")
-    .dynamicStandIn("ModelExport", ["contextDir", "contextHash", "modelUri"]),
-}));
-jest.mock("../../providers/azureMlTraffic", () => ({
-  ...jest.requireActual("../../providers/azureMlTraffic"),
-  AzureMlTraffic: jest
-    .requireActual("../support/dynamicStandIns")
-    .dynamicStandIn("AzureMlTraffic", ["traffic"]),
-}));
+jest.mock("../../providers/modelVersion", () =>
+  jest.requireActual("../support/dynamicStandIns").modelVersionModule(),
+);
+jest.mock("../../providers/modelDeployment", () =>
+  jest.requireActual("../support/dynamicStandIns").modelDeploymentModule(),
+);
+jest.mock("../../providers/localMlflowServer", () =>
+  jest.requireActual("../support/dynamicStandIns").localMlflowServerModule(),
+);
+jest.mock("../../providers/modelExport", () =>
+  jest.requireActual("../support/dynamicStandIns").modelExportModule(),
+);
+jest.mock("../../providers/azureMlTraffic", () =>
+  jest.requireActual("../support/dynamicStandIns").azureMlTrafficModule(),
+);
 
-const registrations: {
-  type: string;
-  name: string;
-  parent?: string;
-  inputs: Record<string, any>;
-}[] = [];
+const { registrations, record } = mockRecorder();
 const SUB = "00000000-0000-0000-0000-000000000001";
 const modelDir = tempDir("cloud-program-model");
 fs.writeFileSync(path.join(modelDir, "MLmodel"), "flavors: {}\n");
@@ -47,7 +31,7 @@ fs.writeFileSync(path.join(modelDir, "MLmodel"), "flavors: {}\n");
 pulumi.runtime.setMocks(
   {
     newResource(args) {
-      registrations.push({ type: args.type, name: args.name, inputs: args.inputs });
+      record(args);
       const state: Record<string, any> = { ...args.inputs };
       switch (args.type) {
         case "pulumi-nodejs:dynamic/modelserving:LocalMlflowServer":
@@ -135,8 +119,6 @@ pulumi.runtime.setAllConfig({
     },
   ]),
 });
-
-const value = <T>(o: pulumi.Output<T>) => new Promise<T>((resolve) => o.apply(resolve));
 
 describe("index.ts with cloud targets under mocks", () => {
   let endpoints: Record<string, any>;

@@ -1,5 +1,6 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- mock registrations and ARM payloads are untyped JSON */
 import * as pulumi from "@pulumi/pulumi";
+import { mockRecorder, value } from "../../support/mockRecorder";
 
 // jest cannot run Pulumi's closure serializer (providerSerialization.test.ts proves the real provider
 // serializes, in plain node); here AzureMlTraffic registers the same type and inputs without it.
@@ -20,13 +21,7 @@ jest.mock("../../../providers/azureMlTraffic", () => {
   return { ...actual, AzureMlTraffic };
 });
 
-interface Registration {
-  type: string;
-  name: string;
-  inputs: Record<string, any>;
-}
-const registrations: Registration[] = [];
-const calls: { token: string; inputs: Record<string, any> }[] = [];
+const { registrations, calls, record, recordCall, settle, of, named } = mockRecorder();
 const SUB = "00000000-0000-0000-0000-000000000001";
 const ACR_ID = `/subscriptions/${SUB}/resourceGroups/ml-rg/providers/Microsoft.ContainerRegistry/registries/irisacr`;
 const image = (c: string) => `irisacr.azurecr.io/iris@sha256:${c.repeat(64)}`;
@@ -34,7 +29,7 @@ const image = (c: string) => `irisacr.azurecr.io/iris@sha256:${c.repeat(64)}`;
 pulumi.runtime.setMocks(
   {
     newResource(args) {
-      registrations.push({ type: args.type, name: args.name, inputs: args.inputs });
+      record(args);
       const state: Record<string, any> = { ...args.inputs };
       const id = `/subscriptions/${SUB}/resourceGroups/ml-rg/mock/${args.name}`;
       switch (args.type) {
@@ -58,7 +53,7 @@ pulumi.runtime.setMocks(
       return { id, state };
     },
     call(args) {
-      calls.push({ token: args.token, inputs: args.inputs });
+      recordCall(args);
       switch (args.token) {
         case "azure-native:machinelearningservices:getWorkspace":
           return { name: args.inputs.workspaceName, id: "/ws" };
@@ -81,20 +76,6 @@ beforeAll(async () => {
   mod = await import("../../../components/azureMlEndpoint");
 });
 
-const value = <T>(o: pulumi.Output<T>) => new Promise<T>((resolve) => o.apply(resolve));
-async function settle(): Promise<void> {
-  let n = -1;
-  while (n !== registrations.length) {
-    n = registrations.length;
-    await new Promise((r) => setTimeout(r, 30));
-  }
-}
-const of = (prefix: string) => registrations.filter((r) => r.name.startsWith(`${prefix}-`));
-const named = (name: string) => {
-  const found = registrations.filter((r) => r.name === name);
-  expect(found).toHaveLength(1);
-  return found[0].inputs;
-};
 const base: az.AzureMlEndpointArgs = {
   subscriptionId: SUB,
   resourceGroupName: "ml-rg",

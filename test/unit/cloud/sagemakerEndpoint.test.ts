@@ -1,12 +1,7 @@
-/* eslint-disable @typescript-eslint/no-explicit-any -- mock registrations and ARM payloads are untyped JSON */
 import * as pulumi from "@pulumi/pulumi";
+import { mockRecorder, value } from "../../support/mockRecorder";
 
-interface Registration {
-  type: string;
-  name: string;
-  inputs: Record<string, any>;
-}
-const registrations: Registration[] = [];
+const { registrations, record, settle, of, one } = mockRecorder();
 const DIGEST = "a".repeat(64);
 const IMAGE = `123456789012.dkr.ecr.eu-west-1.amazonaws.com/iris@sha256:${DIGEST}`;
 const REPO_ARN = "arn:aws:ecr:eu-west-1:123456789012:repository/iris";
@@ -14,7 +9,7 @@ const REPO_ARN = "arn:aws:ecr:eu-west-1:123456789012:repository/iris";
 pulumi.runtime.setMocks(
   {
     newResource(args) {
-      registrations.push({ type: args.type, name: args.name, inputs: args.inputs });
+      record(args);
       const name = args.inputs.name ?? `${args.name}-0a1b2c3`;
       return {
         id: `${args.name}-id`,
@@ -46,20 +41,6 @@ beforeAll(async () => {
   mod = await import("../../../components/sagemakerEndpoint");
 });
 
-const value = <T>(o: pulumi.Output<T>) => new Promise<T>((resolve) => o.apply(resolve));
-async function settle(): Promise<void> {
-  let n = -1;
-  while (n !== registrations.length) {
-    n = registrations.length;
-    await new Promise((r) => setTimeout(r, 30));
-  }
-}
-const of = (prefix: string) => registrations.filter((r) => r.name.startsWith(`${prefix}-`));
-const one = (prefix: string, type: string) => {
-  const found = of(prefix).filter((r) => r.type === type);
-  expect(found).toHaveLength(1);
-  return found[0];
-};
 const base = {
   imageUri: IMAGE,
   ecrRepositoryArn: REPO_ARN,

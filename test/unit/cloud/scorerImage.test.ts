@@ -1,6 +1,7 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- mock registrations and ARM payloads are untyped JSON */
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
+import { mockRecorder, value } from "../../support/mockRecorder";
 
 // jest cannot run Pulumi's closure serializer (providerSerialization.test.ts proves the real provider
 // serializes, in plain node); here ModelExport registers the same type and inputs without it.
@@ -20,20 +21,14 @@ jest.mock("../../../providers/modelExport", () => {
   return { ...actual, ModelExport };
 });
 
-interface Registration {
-  type: string;
-  name: string;
-  inputs: Record<string, any>;
-}
-const registrations: Registration[] = [];
-const calls: { token: string; inputs: Record<string, any> }[] = [];
+const { registrations, calls, record, recordCall, settle, of, one } = mockRecorder();
 const HASH = "c".repeat(64);
 const DIGEST = "d".repeat(64);
 
 pulumi.runtime.setMocks(
   {
     newResource(args) {
-      registrations.push({ type: args.type, name: args.name, inputs: args.inputs });
+      record(args);
       const state: Record<string, any> = { ...args.inputs };
       switch (args.type) {
         case "pulumi-nodejs:dynamic/modelserving:ModelExport":
@@ -64,7 +59,7 @@ pulumi.runtime.setMocks(
       return { id: `${args.name}-id`, state };
     },
     call(args) {
-      calls.push({ token: args.token, inputs: args.inputs });
+      recordCall(args);
       switch (args.token) {
         case "aws:ecr/getAuthorizationToken:getAuthorizationToken":
           return {
@@ -102,20 +97,6 @@ beforeAll(async () => {
   mod = await import("../../../components/scorerImage");
 });
 
-const value = <T>(o: pulumi.Output<T>) => new Promise<T>((resolve) => o.apply(resolve));
-async function settle(): Promise<void> {
-  let n = -1;
-  while (n !== registrations.length) {
-    n = registrations.length;
-    await new Promise((r) => setTimeout(r, 30));
-  }
-}
-const of = (prefix: string) => registrations.filter((r) => r.name.startsWith(`${prefix}-`));
-const one = (prefix: string, type: string) => {
-  const found = of(prefix).filter((r) => r.type === type);
-  expect(found).toHaveLength(1);
-  return found[0];
-};
 const model = {
   modelName: "iris",
   modelVersion: "3",
