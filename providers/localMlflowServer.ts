@@ -5,7 +5,7 @@ import * as core from "./mlflowServerCore";
 // provider's stdout, which the engine shows as info messages during `pulumi up`.
 const localMlflowServerProvider: pulumi.dynamic.ResourceProvider = {
   async check(olds, news) {
-    return { inputs: news };
+    return { inputs: news, failures: await core.checkMlflowServer(olds, news) };
   },
   async diff(id, olds, news) {
     return core.diffMlflowServer(olds, news);

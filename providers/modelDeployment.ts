@@ -7,7 +7,7 @@ import { MlflowAuth } from "./modelVersionCore";
 // provider's stdout, which the engine shows as info messages during `pulumi up`.
 const modelDeploymentProvider: pulumi.dynamic.ResourceProvider = {
   async check(olds, news) {
-    return { inputs: news };
+    return { inputs: news, failures: await core.checkDeployment(olds, news) };
   },
   async diff(id, olds, news) {
     return core.diffDeployment(olds, news);

@@ -1,3 +1,4 @@
+import { isPortFree } from "../process";
 import { localServingHost } from "./localHost";
 import { DeploymentArgs, DeploymentState, DeployMode, ServingHost } from "./types";
 
@@ -10,6 +11,7 @@ import { DeploymentArgs, DeploymentState, DeployMode, ServingHost } from "./type
  * - update in place: a new model URI (a new version), tracking URI, credentials or executable: the
  *   server is restarted on the same port, so the URL stays the same.
  * - delete: stops the server's whole process group and checks the port is released.
+ * - check: a fixed port it does not hold yet must be free, before any step runs (see checkDeployment).
  * - read: the deployment is gone unless the server we started is alive and answers /ping as this
  *   model's server, so `pulumi refresh` + `pulumi up` brings a dead server back.
  */
@@ -21,6 +23,33 @@ export function servingHostFor(mode: DeployMode): ServingHost {
     default:
       throw new Error(`deployMode: "${mode}" is not available yet; supported: local`);
   }
+}
+
+/**
+ * check(): a fixed port the deployment does not hold yet must be free. It runs before any step (and in
+ * preview), so a taken port fails the update before the replacement has stopped the running server
+ * (the replacement deletes first: deleteBeforeReplace).
+ */
+export async function checkDeployment(
+  olds: Partial<DeploymentArgs>,
+  news: Partial<DeploymentArgs>,
+): Promise<{ property: string; reason: string }[]> {
+  if (news.mode !== "local" || typeof news.host !== "string" || typeof news.port !== "number") {
+    return []; // another host, an automatic port, or not known yet (preview)
+  }
+  if (olds.host === news.host && olds.port === news.port) {
+    return []; // held by our own server
+  }
+  return (await isPortFree(news.host, news.port))
+    ? []
+    : [
+        {
+          property: "port",
+          reason:
+            `port: ${news.port} on ${news.host} is already in use by a process this stack does ` +
+            "not own; choose another port or stop that process",
+        },
+      ];
 }
 
 export function deploymentId(state: Pick<DeploymentState, "host" | "servedPort">): string {

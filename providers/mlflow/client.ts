@@ -103,8 +103,14 @@ export function toMlflowError(err: unknown, baseUrl: string, method: string, pat
         : typeof data === "string" && data.length > 0
           ? data.slice(0, 200)
           : e.message;
+    // A 401 is nearly always the stack's own credentials: name the settings that hold them.
+    const hint =
+      status === 401
+        ? "; check the MLflow credentials (secret config model-serving:mlflowPassword and " +
+          "model-serving:mlflow.username, or MLFLOW_TRACKING_USERNAME/PASSWORD/TOKEN)"
+        : "";
     return new MlflowError(
-      `MLflow ${method} ${path} failed with ${status} ${code}: ${detail}`,
+      `MLflow ${method} ${path} failed with ${status} ${code}: ${detail}${hint}`,
       code,
       status,
       method,

@@ -11,6 +11,10 @@ export class MlflowError extends Error {
     readonly path: string,
   ) {
     super(message);
+    // Set again: Pulumi's closure serializer turns this class into a function that calls
+    // `Error.call(this, message)`, which does not set `message`; without this line every MLflow error
+    // inside a dynamic provider reached the engine as "error: undefined".
+    this.message = message;
     this.name = "MlflowError";
   }
 }

@@ -1,3 +1,4 @@
+import * as fs from "fs";
 import * as path from "path";
 import {
   MlflowServerState,
@@ -25,5 +26,10 @@ export async function startTestServer(auth?: {
 export async function stopTestServer(state: MlflowServerState | undefined): Promise<void> {
   if (state) {
     await stopMlflowServer(state);
+    // The temp dir startTestServer made (never anything else).
+    const tmp = path.dirname(state.dataDir);
+    if (path.basename(tmp).startsWith("model-serving-mlflow-data-")) {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
   }
 }
