@@ -1,5 +1,6 @@
-// Three suites: pure/mocked unit tests, integration tests against real MLflow servers on loopback, and
-// engine end-to-end tests that drive the real Pulumi CLI through the Automation API.
+// Suites: pure/mocked unit tests, integration tests against real MLflow servers on loopback, engine
+// end-to-end tests that drive the real Pulumi CLI through the Automation API, and the fault,
+// bad-input and secrets suites (also on the real engine).
 const common = {
   preset: "ts-jest",
   testEnvironment: "node",
@@ -14,5 +15,6 @@ module.exports = {
       testMatch: ["<rootDir>/test/integration/**/*.test.ts"],
     },
     { ...common, displayName: "engine", testMatch: ["<rootDir>/test/engine/**/*.test.ts"] },
+    { ...common, displayName: "faults", testMatch: ["<rootDir>/test/faults/**/*.test.ts"] },
   ],
 };

@@ -4,10 +4,10 @@ import * as fs from "fs";
 import * as path from "path";
 import { promisify } from "util";
 import { isPortFree } from "../../providers/process";
+import { filesContaining, processGroupAlive, whyEngineCannotRun } from "../support/engineStack";
 import {
   demoModel,
   freePort,
-  missingMlflow,
   postJson,
   IRIS_ROW,
   repoRoot,
@@ -20,20 +20,6 @@ import {
 const run = promisify(execFile);
 const PASSWORD = "e2e-Secret-Pa55word";
 
-function whyEngineCannotRun(): string | undefined {
-  const mlflow = missingMlflow();
-  if (mlflow) {
-    return mlflow;
-  }
-  const onPath = (bin: string) =>
-    (process.env.PATH ?? "").split(path.delimiter).some((d) => fs.existsSync(path.join(d, bin)));
-  for (const bin of ["pulumi", "pulumi-language-nodejs", "pulumi-resource-pulumi-nodejs"]) {
-    if (!onPath(bin)) {
-      return `${bin} is not on PATH: run the engine tests through \`npm test\` (it bootstraps the CLI)`;
-    }
-  }
-  return undefined;
-}
 const skip = whyEngineCannotRun();
 if (skip) {
   console.warn(`skipping engine end-to-end tests: ${skip}`);
@@ -53,23 +39,6 @@ async function resourcesOf(stack: Stack): Promise<StateResource[]> {
 async function deploymentPid(stack: Stack): Promise<number> {
   const deployment = (await resourcesOf(stack)).find((r) => r.type.endsWith(":ModelDeployment"));
   return deployment!.outputs!.pgid as number;
-}
-
-/** Files under `dir` whose bytes contain `needle` (state, backups and history of a file backend). */
-function filesContaining(dir: string, needle: string): string[] {
-  return (fs.readdirSync(dir, { recursive: true, withFileTypes: true }) as fs.Dirent[])
-    .filter((e) => e.isFile())
-    .map((e) => path.join(e.parentPath, e.name))
-    .filter((f) => fs.readFileSync(f).includes(needle));
-}
-
-function processGroupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 describeEngine("the dev program on the real Pulumi engine", () => {
