@@ -288,8 +288,8 @@ export interface AzureMlTrafficArgs {
 }
 
 export class AzureMlTraffic extends pulumi.dynamic.Resource {
-  public readonly endpointId!: pulumi.Output<string>;
-  public readonly traffic!: pulumi.Output<Record<string, number>>;
+  declare public readonly endpointId: pulumi.Output<string>;
+  declare public readonly traffic: pulumi.Output<Record<string, number>>;
 
   constructor(name: string, args: AzureMlTrafficArgs, opts?: pulumi.CustomResourceOptions) {
     super(

@@ -38,8 +38,8 @@ export interface LocalMlflowServerArgs {
 
 /** An `mlflow server` process on this machine (id `<host>:<port>`). */
 export class LocalMlflowServer extends pulumi.dynamic.Resource {
-  public readonly trackingUri!: pulumi.Output<string>;
-  public readonly pid!: pulumi.Output<number>;
+  declare public readonly trackingUri: pulumi.Output<string>;
+  declare public readonly pid: pulumi.Output<number>;
 
   constructor(name: string, args: LocalMlflowServerArgs, opts?: pulumi.CustomResourceOptions) {
     super(

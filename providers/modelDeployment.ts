@@ -44,9 +44,9 @@ export interface ModelDeploymentArgs {
 
 /** A model served as a REST endpoint on the MLflow host (id `<host>:<port>`). */
 export class ModelDeployment extends pulumi.dynamic.Resource {
-  public readonly url!: pulumi.Output<string>;
-  public readonly baseUrl!: pulumi.Output<string>;
-  public readonly servedPort!: pulumi.Output<number>;
+  declare public readonly url: pulumi.Output<string>;
+  declare public readonly baseUrl: pulumi.Output<string>;
+  declare public readonly servedPort: pulumi.Output<number>;
 
   constructor(name: string, args: ModelDeploymentArgs, opts?: pulumi.CustomResourceOptions) {
     super(

@@ -232,9 +232,9 @@ export interface ModelExportArgs {
 }
 
 export class ModelExport extends pulumi.dynamic.Resource {
-  public readonly contextDir!: pulumi.Output<string>;
-  public readonly contextHash!: pulumi.Output<string>;
-  public readonly modelUri!: pulumi.Output<string>;
+  declare public readonly contextDir: pulumi.Output<string>;
+  declare public readonly contextHash: pulumi.Output<string>;
+  declare public readonly modelUri: pulumi.Output<string>;
 
   constructor(name: string, args: ModelExportArgs, opts?: pulumi.CustomResourceOptions) {
     super(

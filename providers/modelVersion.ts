@@ -42,10 +42,10 @@ export interface ModelVersionResourceArgs {
 
 /** One registered version of an MLflow model (id `<name>/<version>`). */
 export class ModelVersion extends pulumi.dynamic.Resource {
-  public readonly version!: pulumi.Output<string>;
-  public readonly modelUri!: pulumi.Output<string>;
-  public readonly runId!: pulumi.Output<string>;
-  public readonly storageSource!: pulumi.Output<string>;
+  declare public readonly version: pulumi.Output<string>;
+  declare public readonly modelUri: pulumi.Output<string>;
+  declare public readonly runId: pulumi.Output<string>;
+  declare public readonly storageSource: pulumi.Output<string>;
 
   constructor(name: string, args: ModelVersionResourceArgs, opts?: pulumi.CustomResourceOptions) {
     super(

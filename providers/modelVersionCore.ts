@@ -10,7 +10,7 @@ import { hashSource, isSourceUri, sourceProblem } from "./modelSource";
  * - id: `<model name>/<version>`.
  * - replace: a new `sourceHash` (the model changed), a new `registration` counter (re-register the same
  *   source), another `name` or `trackingUri`. The replacement registers a new version first, then the old
- *   version is deleted.
+ *   version is deleted (for another `trackingUri`, delete first: it may be the same registry).
  * - update in place: aliases, tags, description, credentials, timeouts.
  * - delete: deletes the version; when the registered model was created by this project (tag
  *   `model_serving.managed`) and has no versions left, deletes it too. Use `retainOnDelete` to keep it.
@@ -220,7 +220,9 @@ export function diffModelVersion(
   return {
     changes: replaces.length + updates.length > 0,
     replaces: [...replaces],
-    deleteBeforeReplace: false,
+    // Another tracking URI may reach the same registry (a moved port): registering first would adopt
+    // the very version the old resource then deletes. So that replacement deletes first.
+    deleteBeforeReplace: replaces.includes("trackingUri"),
   };
 }
 

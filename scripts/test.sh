@@ -7,6 +7,7 @@ bash "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$MODEL_SERVING_ROOT"
 npx tsc --noEmit -p .
+npm run --silent lint
 # The project's own Node.js language host (tools/pulumi/langhost).
 if command -v go >/dev/null; then
   (cd tools/pulumi && GONOSUMDB=github.com/pulumi/pulumi go test ./langhost)

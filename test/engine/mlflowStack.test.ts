@@ -50,10 +50,11 @@ describeEngine("the dev program on the real Pulumi engine", () => {
   let modelPort: number;
 
   let backend: string;
+  let cache: string;
 
   beforeAll(async () => {
     backend = tempDir("e2e-backend");
-    const cache = tempDir("e2e-cache");
+    cache = tempDir("e2e-cache");
     delete process.env.PULUMI_CONFIG_PASSPHRASE_FILE;
     stack = await LocalWorkspace.createOrSelectStack(
       { stackName, workDir: repoRoot },
@@ -100,6 +101,9 @@ describeEngine("the dev program on the real Pulumi engine", () => {
       await stack?.workspace.removeStack(stackName);
     } finally {
       fs.rmSync(path.join(repoRoot, `Pulumi.${stackName}.yaml`), { force: true });
+      for (const dir of [backend, cache]) {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
     }
   }, 300_000);
 
