@@ -1,6 +1,7 @@
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
+import { diffByKeys } from "./diffKeys";
 import * as proc from "./process";
 
 /**
@@ -189,15 +190,13 @@ const REPLACE_KEYS = ["host", "port", "dataDir"] as const;
 const UPDATE_KEYS = ["mlflowBin", "auth", "startTimeoutSeconds"] as const;
 
 export function diffMlflowServer(olds: MlflowServerState, news: MlflowServerArgs) {
-  const changed = (k: keyof MlflowServerArgs) =>
-    JSON.stringify(olds[k] ?? null) !== JSON.stringify(news[k] ?? null);
-  const replaces = REPLACE_KEYS.filter(changed);
-  const updates = UPDATE_KEYS.filter(changed);
-  return {
-    changes: replaces.length + updates.length > 0,
-    replaces: [...replaces],
-    deleteBeforeReplace: true,
-  };
+  return diffByKeys<MlflowServerArgs, keyof MlflowServerArgs>(
+    olds,
+    news,
+    REPLACE_KEYS,
+    UPDATE_KEYS,
+    true,
+  );
 }
 
 export async function updateMlflowServer(

@@ -1,3 +1,4 @@
+import { diffByKeys } from "./diffKeys";
 import { createMlflowClient, MlflowClient } from "./mlflow/client";
 import { MlflowError } from "./mlflow/errors";
 import * as registry from "./mlflow/registry";
@@ -213,17 +214,16 @@ export function diffModelVersion(
   olds: ModelVersionState,
   news: ModelVersionArgs,
 ): { changes: boolean; replaces: string[]; deleteBeforeReplace: boolean } {
-  const changed = (k: keyof ModelVersionArgs) =>
-    JSON.stringify(olds[k] ?? null) !== JSON.stringify(news[k] ?? null);
-  const replaces = REPLACE_KEYS.filter(changed);
-  const updates = UPDATE_KEYS.filter(changed);
-  return {
-    changes: replaces.length + updates.length > 0,
-    replaces: [...replaces],
-    // Another tracking URI may reach the same registry (a moved port): registering first would adopt
-    // the very version the old resource then deletes. So that replacement deletes first.
-    deleteBeforeReplace: replaces.includes("trackingUri"),
-  };
+  const diff = diffByKeys<ModelVersionArgs, keyof ModelVersionArgs>(
+    olds,
+    news,
+    REPLACE_KEYS,
+    UPDATE_KEYS,
+    false,
+  );
+  // Another tracking URI may reach the same registry (a moved port): registering first would adopt
+  // the very version the old resource then deletes. So that replacement deletes first.
+  return { ...diff, deleteBeforeReplace: diff.replaces.includes("trackingUri") };
 }
 
 /** Applies alias, tag and description changes to the existing version. */

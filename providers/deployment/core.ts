@@ -1,3 +1,4 @@
+import { changedKeys, diffByKeys } from "../diffKeys";
 import { isPortFree } from "../process";
 import { localServingHost } from "./localHost";
 import { DeploymentArgs, DeploymentState, DeployMode, ServingHost } from "./types";
@@ -84,22 +85,14 @@ const UPDATE_KEYS = [
 /** Changes that need the server restarted (the others are only recorded). */
 const RESTART_KEYS = ["modelUri", "trackingUri", "auth", "mlflowBin"] as const;
 
-function changedKeys<K extends keyof DeploymentArgs>(
-  olds: DeploymentArgs,
-  news: DeploymentArgs,
-  keys: readonly K[],
-): K[] {
-  return keys.filter((k) => JSON.stringify(olds[k] ?? null) !== JSON.stringify(news[k] ?? null));
-}
-
 export function diffDeployment(olds: DeploymentState, news: DeploymentArgs) {
-  const replaces = changedKeys(olds, news, REPLACE_KEYS);
-  const updates = changedKeys(olds, news, UPDATE_KEYS);
-  return {
-    changes: replaces.length + updates.length > 0,
-    replaces: [...replaces],
-    deleteBeforeReplace: true,
-  };
+  return diffByKeys<DeploymentArgs, keyof DeploymentArgs>(
+    olds,
+    news,
+    REPLACE_KEYS,
+    UPDATE_KEYS,
+    true,
+  );
 }
 
 export async function updateDeployment(
