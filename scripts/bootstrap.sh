@@ -30,7 +30,7 @@ else
 fi
 
 # 3. Pulumi CLI and Node.js language host
-if [ "${MODEL_SERVING_USE_PATH_PULUMI:-}" != "false" ] && existing_pulumi_ok; then
+if [ "$MODEL_SERVING_PULUMI_SOURCE" = path ]; then
   step "using pulumi $(pulumi version) from PATH"
 elif [ -x "$MODEL_SERVING_PULUMI_BIN/pulumi" ] && [ -x "$MODEL_SERVING_PULUMI_BIN/pulumi-language-nodejs" ] &&
   [ -x "$MODEL_SERVING_PULUMI_BIN/pulumi-resource-pulumi-nodejs" ]; then

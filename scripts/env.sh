@@ -25,10 +25,19 @@ existing_pulumi_ok() {
   have="$(pulumi version 2>/dev/null | sed 's/^v//')"
   [ -n "$have" ] && [ "$(printf '%s\n%s\n' "$MODEL_SERVING_PULUMI_VERSION" "$have" | sort -V | head -n1)" = "$MODEL_SERVING_PULUMI_VERSION" ]
 }
-if [ "${MODEL_SERVING_USE_PATH_PULUMI:-}" != "false" ] && existing_pulumi_ok; then
-  :
-else
-  export PATH="$MODEL_SERVING_PULUMI_BIN:$PATH"
+# Decided once per shell: sourcing this again must not mistake the project's build for "yours".
+if [ -z "${MODEL_SERVING_PULUMI_SOURCE:-}" ]; then
+  if [ "${MODEL_SERVING_USE_PATH_PULUMI:-}" != "false" ] && existing_pulumi_ok; then
+    export MODEL_SERVING_PULUMI_SOURCE=path
+  else
+    export MODEL_SERVING_PULUMI_SOURCE=build
+  fi
+fi
+if [ "$MODEL_SERVING_PULUMI_SOURCE" = build ]; then
+  case ":$PATH:" in
+    *":$MODEL_SERVING_PULUMI_BIN:"*) ;;
+    *) export PATH="$MODEL_SERVING_PULUMI_BIN:$PATH" ;;
+  esac
 fi
 
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
