@@ -1,3 +1,4 @@
+import * as crypto from "crypto";
 import { diffByKeys } from "./diffKeys";
 import { createMlflowClient, MlflowClient } from "./mlflow/client";
 import { MlflowError } from "./mlflow/errors";
@@ -11,7 +12,9 @@ import { hashSource, isSourceUri, sourceProblem } from "./modelSource";
  * - id: `<model name>/<version>`.
  * - replace: a new `sourceHash` (the model changed), a new `registration` counter (re-register the same
  *   source), another `name` or `trackingUri`. The replacement registers a new version first, then the old
- *   version is deleted (for another `trackingUri`, delete first: it may be the same registry).
+ *   version is deleted, unless the replacement adopted that very version (same source and counter in the
+ *   same registry, e.g. reached through another tracking URI): each create claims its version with a
+ *   tag, and delete leaves a version claimed by another resource alone.
  * - update in place: aliases, tags, description, credentials, timeouts.
  * - delete: deletes the version; when the registered model was created by this project (tag
  *   `model_serving.managed`) and has no versions left, deletes it too. Use `retainOnDelete` to keep it.
@@ -43,6 +46,8 @@ export interface ModelVersionArgs {
 }
 
 export interface ModelVersionState extends ModelVersionArgs {
+  /** This resource's claim on the version (tag model_serving.claim). */
+  claim?: string;
   version: string;
   modelUri: string;
   runId: string;
@@ -52,6 +57,8 @@ export interface ModelVersionState extends ModelVersionArgs {
 export const TAG_SOURCE_HASH = "model_serving.source_hash";
 export const TAG_REGISTRATION = "model_serving.registration";
 export const TAG_MANAGED = "model_serving.managed";
+/** Which resource instance owns a version (a random token per create, kept in its state). */
+export const TAG_CLAIM = "model_serving.claim";
 
 export function modelVersionId(name: string, version: string): string {
   return `${name}/${version}`;
@@ -101,6 +108,7 @@ export async function createModelVersion(
 
   const outs: ModelVersionState = {
     ...args,
+    claim: crypto.randomUUID(),
     version: version.version,
     modelUri: `models:/${args.name}/${version.version}`,
     runId: version.run_id ?? "",
@@ -108,6 +116,7 @@ export async function createModelVersion(
   };
   const id = modelVersionId(args.name, version.version);
   try {
+    await registry.setModelVersionTag(client, args.name, version.version, TAG_CLAIM, outs.claim!);
     await waitUntilReady(client, args.name, version.version, args.readyTimeoutSeconds);
     for (const alias of args.aliases) {
       await registry.setAlias(client, args.name, alias, version.version);
@@ -214,16 +223,15 @@ export function diffModelVersion(
   olds: ModelVersionState,
   news: ModelVersionArgs,
 ): { changes: boolean; replaces: string[]; deleteBeforeReplace: boolean } {
-  const diff = diffByKeys<ModelVersionArgs, keyof ModelVersionArgs>(
+  // Register first, delete the old version after: a bad new input (say an unreachable tracking URI)
+  // then fails before anything the stack had is gone. See `claim` for the same-registry case.
+  return diffByKeys<ModelVersionArgs, keyof ModelVersionArgs>(
     olds,
     news,
     REPLACE_KEYS,
     UPDATE_KEYS,
     false,
   );
-  // Another tracking URI may reach the same registry (a moved port): registering first would adopt
-  // the very version the old resource then deletes. So that replacement deletes first.
-  return { ...diff, deleteBeforeReplace: diff.replaces.includes("trackingUri") };
 }
 
 /** Applies alias, tag and description changes to the existing version. */
@@ -280,6 +288,11 @@ export async function readModelVersion(
  * model. A version already deleted out of band is fine. */
 export async function deleteModelVersion(state: ModelVersionState): Promise<void> {
   const client = clientFor(state);
+  const current = await registry.getModelVersion(client, state.name, state.version);
+  const claim = current?.tags?.find((t) => t.key === TAG_CLAIM)?.value;
+  if (claim !== undefined && state.claim !== undefined && claim !== state.claim) {
+    return; // adopted by the resource that replaced this one: it is theirs now
+  }
   await registry.deleteModelVersion(client, state.name, state.version);
   const model = await registry.getRegisteredModel(client, state.name);
   const managed = model?.tags?.some((t) => t.key === TAG_MANAGED && t.value === "true");

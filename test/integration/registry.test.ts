@@ -78,16 +78,34 @@ describeReal("model version registration on a real MLflow server", () => {
       description: "second",
     });
 
+    // Only the repeated create's state survives an interrupted up, and it owns (claims) version 1.
     // Deleting version 1 keeps the model (version 2 remains); deleting twice is fine.
-    await deleteModelVersion(first.outs);
-    await deleteModelVersion(first.outs);
-    expect(await readModelVersion(first.outs)).toBeUndefined();
+    await deleteModelVersion(again.outs);
+    await deleteModelVersion(again.outs);
+    expect(await readModelVersion(again.outs)).toBeUndefined();
     expect(await registry.getRegisteredModel(client, "iris")).toBeDefined();
 
     // The last version goes: the model this project created goes with it.
     await deleteModelVersion(updated);
     expect(await registry.getRegisteredModel(client, "iris")).toBeUndefined();
   }, 180_000);
+
+  it("keeps a version adopted through another tracking URI when the old resource is deleted", async () => {
+    const first = await createModelVersion({ ...args, name: "iris-moved" });
+    // The same registry reached by another URI: the replacement adopts the version, then Pulumi
+    // deletes the replaced resource.
+    const viaLocalhost = args.trackingUri.replace("127.0.0.1", "localhost");
+    const second = await createModelVersion({
+      ...args,
+      name: "iris-moved",
+      trackingUri: viaLocalhost,
+    });
+    expect(second.id).toBe(first.id);
+    await deleteModelVersion(first.outs);
+    expect(await readModelVersion(second.outs)).toMatchObject({ version: first.outs.version });
+    await deleteModelVersion(second.outs);
+    expect(await readModelVersion(second.outs)).toBeUndefined();
+  }, 120_000);
 
   it("reports a version deleted out of band as gone", async () => {
     const created = await createModelVersion({ ...args, name: "iris-oob" });

@@ -56,8 +56,7 @@ describe("ModelVersion diff: old outputs against new inputs", () => {
     expect(diffModelVersion(versionState, { ...versionArgs, ...change })).toEqual({
       changes,
       replaces,
-      // Another tracking URI may be the same registry: delete first, never adopt-then-delete.
-      deleteBeforeReplace: replaces.includes("trackingUri"),
+      deleteBeforeReplace: false,
     });
   });
 
