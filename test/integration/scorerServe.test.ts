@@ -10,18 +10,14 @@ import * as net from "net";
 import * as os from "os";
 import * as path from "path";
 import { hashScorerFiles, materializeContext } from "../../providers/modelExport";
+import { missingMlflow, venvDir } from "../support/env";
 
 const ROOT = path.resolve(__dirname, "../..");
-const venvs = [
-  process.env.MODEL_SERVING_VENV ?? path.join(os.homedir(), ".cache/model-serving/venv"),
-  path.join(os.homedir(), ".cache/model-serving/venv-probe"),
-];
-const venv = venvs.find((v) => fs.existsSync(path.join(v, "bin/python")));
-if (!venv) {
-  console.log(
-    `SKIPPED scorer serving contract: no Python venv with mlflow at ${venvs.join(" or ")} (run the bootstrap, or set MODEL_SERVING_VENV)`,
-  );
+const missing = missingMlflow();
+if (missing) {
+  console.log(`SKIPPED scorer serving contract: ${missing}`);
 }
+const venv = missing ? undefined : venvDir;
 const maybe = venv ? describe : describe.skip;
 
 const COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"];
