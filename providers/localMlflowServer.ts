@@ -20,7 +20,8 @@ const localMlflowServerProvider: pulumi.dynamic.ResourceProvider = {
     };
   },
   async read(id, props) {
-    return (await core.isMlflowServerRunning(props)) ? { id, props } : { id: "", props: {} };
+    const state = await core.readMlflowServer(props, (msg) => console.log(`mlflow: ${msg}`));
+    return state ? { id, props: state } : { id: "", props: {} };
   },
   async delete(id, props) {
     await core.stopMlflowServer(props);
@@ -34,6 +35,9 @@ export interface LocalMlflowServerArgs {
   dataDir: pulumi.Input<string>;
   startTimeoutSeconds: pulumi.Input<number>;
   auth?: pulumi.Input<{ username: pulumi.Input<string>; password: pulumi.Input<string> }>;
+  /** Environment variable names copied from the deploying environment into the server's (default
+   * []); nothing else of that environment reaches it. */
+  passEnv?: pulumi.Input<pulumi.Input<string>[]>;
 }
 
 /** An `mlflow server` process on this machine (id `<host>:<port>`). */
@@ -45,7 +49,14 @@ export class LocalMlflowServer extends pulumi.dynamic.Resource {
     super(
       localMlflowServerProvider,
       name,
-      { trackingUri: undefined, pid: undefined, ...args },
+      {
+        trackingUri: undefined,
+        pid: undefined,
+        ...args,
+        passEnv: args.passEnv ?? [],
+        // Names the port reservation, so the next create of this resource finds a killed create's server.
+        owner: `${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}/${name}`,
+      },
       pulumi.mergeOptions(opts, { additionalSecretOutputs: ["auth"] }),
       "modelserving",
       "LocalMlflowServer",

@@ -3,6 +3,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { diffByKeys } from "./diffKeys";
 import * as proc from "./process";
+import { passEnvProblem, serverEnvironment } from "./process/env";
 
 /**
  * Core of the LocalMlflowServer dynamic provider: `mlflow server` on this machine with a SQLite backend
@@ -14,10 +15,17 @@ import * as proc from "./process";
  * - update in place: executable, auth or timeouts: the server restarts on the same port and data.
  * - delete: stops the server's process group and checks the port is released. `dataDir` is kept, so
  *   undeploying loses no registry data and the next `up` finds every model again.
- * - read: gone unless the server we started is alive and answers /health.
+ * - create: crash-safe. The port is reserved in the machine's lock directory ($MODEL_SERVING_CACHE/
+ *   locks/ports, shared by all stacks) with what is started (command, data dir, the resource `owner`)
+ *   before the spawn, and the pid + start identity right after; a create first adopts this resource's
+ *   server left by a killed `up` (same command and data, answers as ours) or stops it.
+ *   "Ready" = our process is alive, /health answers 200 and the port's listener is our process group.
+ * - read: the server exists while the process we started (pid + start identity) runs; a missed /health
+ *   is a warning line, not a deletion.
  * - A port already taken by a process this stack does not own is an error, never adopted; `check`
  *   reports it before any step runs, so a replacement never stops the running server first.
- * - MLflow 3's job runner is off unless MLFLOW_SERVER_ENABLE_JOB_EXECUTION is set (see serverEnv).
+ * - Environment: an allow-list (providers/process/env.ts) plus `passEnv`; MLflow 3's job runner is off
+ *   unless MLFLOW_SERVER_ENABLE_JOB_EXECUTION is set (see serverEnv).
  */
 
 export interface MlflowServerArgs {
@@ -28,6 +36,12 @@ export interface MlflowServerArgs {
   startTimeoutSeconds: number;
   /** Basic auth (MLflow's `basic-auth` app) with this admin account. Secret. */
   auth?: { username: string; password: string };
+  /** Environment variable names copied from the deploying environment into the server's (config
+   * `mlflow.passEnv`); nothing else of that environment reaches it (providers/process/env.ts). */
+  passEnv?: string[];
+  /** The stack resource, `<org>/<project>/<stack>/<name>`: names the port reservation (crash-safe
+   * create, see the contract). */
+  owner?: string;
 }
 
 export interface MlflowServerState extends MlflowServerArgs, proc.ProcessHandle {
@@ -97,23 +111,29 @@ export function portTakenMessage(host: string, port: number): string {
 }
 
 /**
- * The server's environment: the venv's bin first on PATH, no MLFLOW_TRACKING_URI, and MLflow 3's job
- * runner off unless the caller's environment turns it on. The job runner (huey consumers for GenAI
- * jobs: scorers, trace rollups) plays no part in registering and serving models, but forks 8 more
- * Python processes: with it, a cold start took ~7 s longer and a stop ~2 s longer on 2 cores
- * (docs/performance.md).
+ * The server's environment: the allow-list of providers/process/env.ts (PATH with the venv's bin first,
+ * HOME, LANG, LC_*, TZ, TMPDIR, the `passEnv` names) and the MLflow variables it needs (`set`: the
+ * basic-auth ini and Flask key), never the rest of `pulumi up`'s environment. No MLFLOW_TRACKING_URI.
+ * MLflow 3's job runner is off unless the caller's environment turns it on: the job runner (huey
+ * consumers for GenAI jobs: scorers, trace rollups) plays no part in registering and serving models, but
+ * forks 8 more Python processes: with it, a cold start took ~7 s longer and a stop ~2 s longer on 2
+ * cores (docs/performance.md).
  */
 export function serverEnv(
   mlflowBin: string,
   base: NodeJS.ProcessEnv = process.env,
-): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {
-    MLFLOW_SERVER_ENABLE_JOB_EXECUTION: "false",
-    ...base,
-    PATH: `${path.dirname(mlflowBin)}${path.delimiter}${base.PATH ?? ""}`,
-  };
-  delete env.MLFLOW_TRACKING_URI;
-  return env;
+  passEnv: readonly string[] = [],
+  set: Record<string, string | undefined> = {},
+): Record<string, string> {
+  return serverEnvironment({
+    base,
+    mlflowBin,
+    passEnv,
+    set: {
+      MLFLOW_SERVER_ENABLE_JOB_EXECUTION: base.MLFLOW_SERVER_ENABLE_JOB_EXECUTION ?? "false",
+      ...set,
+    },
+  });
 }
 
 /**
@@ -124,34 +144,113 @@ export async function checkMlflowServer(
   olds: Partial<MlflowServerArgs>,
   news: Partial<MlflowServerArgs>,
 ): Promise<{ property: string; reason: string }[]> {
+  const problem = passEnvProblem(news.passEnv);
+  if (problem) {
+    return [{ property: "passEnv", reason: `mlflow.${problem}` }];
+  }
   if (typeof news.host !== "string" || typeof news.port !== "number") {
     return []; // not known yet (preview)
   }
   if (olds.host === news.host && olds.port === news.port) {
     return []; // held by our own server
   }
+  if (proc.portHeldByOwnServer(news.owner, "mlflow-server", news.host, news.port)) {
+    return []; // this resource's server from an interrupted create: create adopts or stops it
+  }
   return (await proc.isPortFree(news.host, news.port))
     ? []
     : [{ property: "port", reason: portTakenMessage(news.host, news.port) }];
 }
 
+/** What a start records in the port reservation (no secrets: the command line has none). */
+function reservation(args: MlflowServerArgs): proc.ReservationRequest {
+  return {
+    kind: "mlflow-server",
+    owner: args.owner ?? "",
+    command: [args.mlflowBin, ...serverCommand(args)],
+    subject: path.resolve(args.dataDir),
+  };
+}
+
+/**
+ * Before a create: this resource's own server left running by a create that never finished (a killed
+ * `up`): adopted when it runs the same command on the same data and answers /health as ours, otherwise
+ * stopped so the port is free again.
+ */
+async function recoverMlflowServer(
+  args: MlflowServerArgs,
+  log: (msg: string) => void,
+): Promise<MlflowServerState | undefined> {
+  for (const orphan of proc.ownLiveServers(args.owner, "mlflow-server", args.host)) {
+    const handle = orphan.server!;
+    const trackingUri = `http://${args.host}:${orphan.port}`;
+    const logFile = path.join(
+      path.resolve(args.dataDir),
+      "logs",
+      `mlflow-server-${orphan.port}.log`,
+    );
+    const wanted = reservation(args);
+    if (
+      orphan.port === args.port &&
+      orphan.subject === wanted.subject &&
+      JSON.stringify(orphan.command) === JSON.stringify(wanted.command)
+    ) {
+      log(`found the mlflow server of an interrupted create (pid ${handle.pid}): adopting it`);
+      try {
+        await proc.waitForHttpOk(
+          `${trackingUri}/health`,
+          handle,
+          args.startTimeoutSeconds,
+          logFile,
+          log,
+        );
+        return { ...args, ...handle, trackingUri, logFile };
+      } catch (err) {
+        log(`cannot adopt it (${(err as Error).message.split("\n")[0]}): stopping it`);
+      }
+    } else {
+      log(
+        `stopping the mlflow server of an interrupted create (pid ${handle.pid}, ${trackingUri})`,
+      );
+    }
+    await proc.killProcessGroup(handle);
+    await proc.waitForPortFree(args.host, orphan.port, 15_000);
+  }
+  return undefined;
+}
+
+/**
+ * create (and the start half of an update): adopts or stops an interrupted create's server, reserves the
+ * port machine-wide with a record of what is started, spawns with the allow-listed environment, records
+ * the pid, and waits until OUR process answers /health.
+ */
 export async function startMlflowServer(
   args: MlflowServerArgs,
   log: (msg: string) => void = () => undefined,
 ): Promise<MlflowServerState> {
+  const adopted = await recoverMlflowServer(args, log);
+  if (adopted) {
+    return adopted;
+  }
   if (!(await proc.isPortFree(args.host, args.port))) {
     throw new Error(portTakenMessage(args.host, args.port));
   }
+  try {
+    await proc.reservePort(args.host, args.port, args.port, reservation(args));
+  } catch {
+    throw new Error(portTakenMessage(args.host, args.port)); // reserved by another stack's start
+  }
   const dataDir = path.resolve(args.dataDir);
   fs.mkdirSync(path.join(dataDir, "artifacts"), { recursive: true });
-  const env = serverEnv(args.mlflowBin);
+  const set: Record<string, string> = {};
   if (args.auth) {
     const iniPath = path.join(dataDir, "basic_auth.ini");
     fs.writeFileSync(iniPath, basicAuthIni(dataDir, args.auth), { mode: 0o600 });
     fs.chmodSync(iniPath, 0o600);
-    env.MLFLOW_AUTH_CONFIG_PATH = iniPath;
-    env.MLFLOW_FLASK_SERVER_SECRET_KEY = flaskSecretKey(dataDir);
+    set.MLFLOW_AUTH_CONFIG_PATH = iniPath;
+    set.MLFLOW_FLASK_SERVER_SECRET_KEY = flaskSecretKey(dataDir);
   }
+  const env = serverEnv(args.mlflowBin, process.env, args.passEnv ?? [], set);
   const logFile = path.join(dataDir, "logs", `mlflow-server-${args.port}.log`);
   const handle = proc.spawnDetached(args.mlflowBin, serverCommand(args), {
     env,
@@ -159,8 +258,9 @@ export async function startMlflowServer(
     cwd: dataDir,
   });
   const trackingUri = `http://${args.host}:${args.port}`;
-  log(`started mlflow server on ${trackingUri} (pid ${handle.pid})`);
   try {
+    await proc.recordServer(args.host, args.port, handle);
+    log(`started mlflow server on ${trackingUri} (pid ${handle.pid})`);
     await proc.waitForHttpOk(
       `${trackingUri}/health`,
       handle,
@@ -170,6 +270,7 @@ export async function startMlflowServer(
     );
   } catch (err) {
     await proc.killProcessGroup(handle);
+    await proc.releasePort(args.host, args.port, args.owner);
     throw err;
   }
   return { ...args, ...handle, trackingUri, logFile };
@@ -178,8 +279,30 @@ export async function startMlflowServer(
 export async function stopMlflowServer(state: MlflowServerState): Promise<void> {
   await proc.killProcessGroup(state);
   await proc.waitForPortFree(state.host, state.port, 15_000);
+  await proc.releasePort(state.host, state.port, state.owner);
 }
 
+/**
+ * read: the server exists while the process we started (pid + start identity) runs. A missed /health
+ * (slow, stopped, overloaded) is a warning line, not a deletion, which would orphan it.
+ */
+export async function readMlflowServer(
+  state: MlflowServerState,
+  log: (msg: string) => void = () => undefined,
+): Promise<MlflowServerState | undefined> {
+  if (!proc.isSameProcessAlive(state)) {
+    return undefined;
+  }
+  if ((await proc.httpStatus(`${state.trackingUri}/health`)) !== 200) {
+    log(
+      `warning: the mlflow server (pid ${state.pid}) runs but ${state.trackingUri}/health did not ` +
+        `answer; keeping it (its log: ${state.logFile})`,
+    );
+  }
+  return state;
+}
+
+/** True when the server we started runs and answers /health. */
 export async function isMlflowServerRunning(state: MlflowServerState): Promise<boolean> {
   return (
     proc.isSameProcessAlive(state) && (await proc.httpStatus(`${state.trackingUri}/health`)) === 200

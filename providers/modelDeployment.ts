@@ -21,7 +21,7 @@ const modelDeploymentProvider: pulumi.dynamic.ResourceProvider = {
     };
   },
   async read(id, props) {
-    const state = await core.readDeployment(props);
+    const state = await core.readDeployment(props, (msg) => console.log(`model server: ${msg}`));
     return state ? { id, props: state } : { id: "", props: {} };
   },
   async delete(id, props) {
@@ -40,6 +40,9 @@ export interface ModelDeploymentArgs {
   mlflowBin: pulumi.Input<string>;
   runDir: pulumi.Input<string>;
   startTimeoutSeconds: pulumi.Input<number>;
+  /** Environment variable names copied from the deploying environment into the model server's
+   * (default []); nothing else of that environment reaches it. */
+  passEnv?: pulumi.Input<pulumi.Input<string>[]>;
 }
 
 /** A model served as a REST endpoint on the MLflow host (id `<host>:<port>`). */
@@ -52,7 +55,15 @@ export class ModelDeployment extends pulumi.dynamic.Resource {
     super(
       modelDeploymentProvider,
       name,
-      { url: undefined, baseUrl: undefined, servedPort: undefined, ...args },
+      {
+        url: undefined,
+        baseUrl: undefined,
+        servedPort: undefined,
+        ...args,
+        passEnv: args.passEnv ?? [],
+        // Names the port reservation, so the next create of this resource finds a killed create's server.
+        owner: `${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}/${name}`,
+      },
       pulumi.mergeOptions(opts, { additionalSecretOutputs: ["auth"] }),
       "modelserving",
       "ModelDeployment",

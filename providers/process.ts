@@ -1,86 +1,33 @@
 import * as child_process from "child_process";
 import * as fs from "fs";
 import * as http from "http";
-import * as net from "net";
 import * as path from "path";
+import * as identity from "./process/identity";
+import * as reservations from "./process/reservations";
 
-/** Process and port helpers for the servers the providers start on this machine. */
+/**
+ * Process and port helpers for the servers the providers start on this machine. Process identity and
+ * liveness go through one probe (./process/identity: /proc on Linux, `ps`/`lsof` elsewhere); port
+ * reservations and start intents live in one lock directory per machine (./process/reservations).
+ */
 
 export interface ProcessHandle {
   pid: number;
   /** Process group id: the server and everything it forks (MLflow starts uvicorn/gunicorn workers). */
   pgid: number;
-  /** Start time from /proc/<pid>/stat, so a recycled pid is never mistaken for our server. */
+  /** Start identity of the process (kept under its first name for existing state): /proc start ticks on
+   * Linux, `ps -o lstart` elsewhere; a recycled pid is never mistaken for our server. "" = unknown. */
   startTicks: string;
+}
+
+/** The probe of this platform (throws on Windows, see identity.ts). */
+export function probe(): identity.ProcessProbe {
+  return identity.processProbe();
 }
 
 /** Resolves true when nothing listens on host:port. */
 export function isPortFree(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.once("error", () => resolve(false));
-    server.listen({ host, port, exclusive: true }, () => server.close(() => resolve(true)));
-  });
-}
-
-/**
- * Reserves a port: the requested one (which must be free), or the first free one from `rangeStart`.
- * A lock file in `lockDir`, naming the reserving process, keeps parallel deployments from picking the
- * same port until its server has bound it; a lock whose process is gone (a crashed `up`) is stale and
- * taken over. Once the server listens, the bound port itself keeps others away.
- */
-export async function reservePort(
-  host: string,
-  requested: number | undefined,
-  rangeStart: number,
-  lockDir: string,
-): Promise<number> {
-  fs.mkdirSync(lockDir, { recursive: true });
-  const tryLock = (port: number, retry = true): boolean => {
-    const lock = path.join(lockDir, `port-${host}-${port}.lock`);
-    try {
-      fs.writeFileSync(lock, String(process.pid), { flag: "wx" });
-      return true;
-    } catch {
-      let owner = process.pid;
-      try {
-        owner = Number(fs.readFileSync(lock, "utf8"));
-      } catch {
-        return retry && tryLock(port, false); // released meanwhile
-      }
-      if (retry && owner !== process.pid && processStartTicks(owner) === undefined) {
-        fs.rmSync(lock, { force: true });
-        return tryLock(port, false);
-      }
-      return false;
-    }
-  };
-  if (requested !== undefined) {
-    if (!(await isPortFree(host, requested))) {
-      throw new Error(
-        `port: ${requested} on ${host} is already in use by a process this stack does not own; ` +
-          "choose another port or stop that process",
-      );
-    }
-    releasePort(host, requested, lockDir);
-    tryLock(requested);
-    return requested;
-  }
-  for (let port = rangeStart; port < rangeStart + 1000 && port <= 65535; port++) {
-    if (await isPortFree(host, port)) {
-      if (tryLock(port)) {
-        if (await isPortFree(host, port)) {
-          return port;
-        }
-        releasePort(host, port, lockDir);
-      }
-    }
-  }
-  throw new Error(`port: no free port on ${host} from ${rangeStart} to ${rangeStart + 999}`);
-}
-
-export function releasePort(host: string, port: number, lockDir: string): void {
-  fs.rmSync(path.join(lockDir, `port-${host}-${port}.lock`), { force: true });
+  return reservations.isPortFree(host, port);
 }
 
 /** Starts a long-lived server in its own process group, detached from the caller, output to a log. */
@@ -108,33 +55,43 @@ export function spawnDetached(
   }
 }
 
-/** Field 22 of /proc/<pid>/stat, or undefined when the process does not exist (or is a zombie). */
-export function processStartTicks(pid: number): string | undefined {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    if (fields[0] === "Z") {
-      return undefined;
-    }
-    return fields[19];
-  } catch {
-    return undefined;
-  }
+/** The process's start identity, or undefined when it does not exist (or is a zombie). */
+export function processStartTicks(
+  pid: number,
+  p: identity.ProcessProbe = probe(),
+): string | undefined {
+  return p.info(pid)?.start;
 }
 
 /** The process's command line, or "" when it is gone. */
-export function processCommandLine(pid: number): string {
-  try {
-    return fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ");
-  } catch {
-    return "";
-  }
+export function processCommandLine(pid: number, p: identity.ProcessProbe = probe()): string {
+  return p.commandLine(pid);
 }
 
-/** True when the exact process we started (same pid and start time) is still running. */
-export function isSameProcessAlive(handle: ProcessHandle): boolean {
-  const ticks = processStartTicks(handle.pid);
-  return ticks !== undefined && (handle.startTicks === "" || ticks === handle.startTicks);
+/** True when the exact process we started (same pid and start identity) is still running. */
+export function isSameProcessAlive(
+  handle: ProcessHandle,
+  p: identity.ProcessProbe = probe(),
+): boolean {
+  const start = p.info(handle.pid)?.start;
+  return start !== undefined && (handle.startTicks === "" || start === handle.startTicks);
+}
+
+/**
+ * Whether the listener on `port` is a process of our server's group: true, false (another process holds
+ * it), or undefined when the platform cannot tell (no /proc and no lsof).
+ */
+export function listenerIsOurs(
+  handle: ProcessHandle,
+  port: number,
+  p: identity.ProcessProbe = probe(),
+): { ours: boolean | undefined; pids: number[] } {
+  const pids = p.listeners(port);
+  if (pids === undefined || pids.length === 0) {
+    // Nothing visible although something answered (another network namespace, unreadable tables).
+    return { ours: undefined, pids: pids ?? [] };
+  }
+  return { ours: pids.some((pid) => p.info(pid)?.pgid === handle.pgid), pids };
 }
 
 function groupExists(pgid: number): boolean {
@@ -204,8 +161,13 @@ export function httpStatus(url: string, timeoutMs = 2_000): Promise<number> {
 }
 
 /**
- * Polls `url` until it answers 200. Fails early when the server process dies, and after `timeoutSeconds`
- * with the tail of its log, so the user sees why it did not come up.
+ * Polls `url` until OUR server answers 200: the process we started (pid + start identity) is alive, the
+ * URL answers 200, and the listener on the URL's port belongs to our server's process group. A 200 from
+ * any other process (another stack's server, anything that took the port) is never taken for ours: it
+ * fails at once, naming the port and that process. Fails early when our server dies, and after
+ * `timeoutSeconds`, with the tail of its log, so the user sees why it did not come up. Where the platform
+ * cannot tell who listens (no /proc, no lsof), "ours" rests on the port having been free when it was
+ * reserved and our process being alive once it answers.
  */
 export async function waitForHttpOk(
   url: string,
@@ -216,13 +178,23 @@ export async function waitForHttpOk(
 ): Promise<void> {
   const started = Date.now();
   let lastReport = started;
+  const { hostname, port } = new URL(url);
   for (;;) {
-    if ((await httpStatus(url)) === 200) {
-      return;
-    }
+    const status = await httpStatus(url);
     if (!isSameProcessAlive(handle)) {
       throw new Error(
         `server for ${url} exited during start-up; last log lines:\n${tail(logFile)}`,
+      );
+    }
+    if (status === 200) {
+      const listener = listenerIsOurs(handle, Number(port));
+      if (listener.ours !== false) {
+        return;
+      }
+      throw new Error(
+        `port: ${port} on ${hostname} is answered by a process this stack did not start ` +
+          `(pid ${listener.pids.join(", ")}), not by its server (pid ${handle.pid}); ` +
+          "stop that process or choose another port",
       );
     }
     const elapsed = Date.now() - started;
@@ -249,4 +221,76 @@ function tail(file: string, lines = 15): string {
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+export type Reservation = reservations.Reservation;
+export type ReservationRequest = reservations.ReservationRequest;
+
+/** The machine's port lock directory, `$MODEL_SERVING_CACHE/locks/ports`. */
+export function portLockDir(): string {
+  return reservations.portLockDir(process.env);
+}
+
+/** Reserves a port machine-wide for `request.owner` (see ./process/reservations). */
+export function reservePort(
+  host: string,
+  requested: number | undefined,
+  rangeStart: number,
+  request: ReservationRequest,
+  lockDir: string = portLockDir(),
+): Promise<number> {
+  return reservations.reservePort({
+    host,
+    requested,
+    rangeStart,
+    lockDir,
+    request,
+    probe: probe(),
+  });
+}
+
+/** Records the spawned server in the port's reservation: from here on, a killed `up` leaves a record
+ * that names it. */
+export function recordServer(
+  host: string,
+  port: number,
+  handle: ProcessHandle,
+  lockDir: string = portLockDir(),
+): Promise<void> {
+  const { pid, pgid, startTicks } = handle;
+  return reservations.recordServer(lockDir, host, port, { pid, pgid, startTicks });
+}
+
+/** Removes the port's reservation (only `owner`'s, when given). */
+export function releasePort(
+  host: string,
+  port: number,
+  owner?: string,
+  lockDir: string = portLockDir(),
+): Promise<void> {
+  return reservations.releaseReservation(lockDir, host, port, owner);
+}
+
+/** The running servers of `kind` that `owner` reserved on `host` (orphans of an interrupted create). */
+export function ownLiveServers(
+  owner: string | undefined,
+  kind: Reservation["kind"],
+  host: string,
+  lockDir: string = portLockDir(),
+): Reservation[] {
+  return reservations
+    .liveReservationsOf(lockDir, owner ?? "", probe())
+    .filter((r) => r.kind === kind && r.host === host);
+}
+
+/** True when host:port is held by a running server that `owner` itself reserved (an orphan its create
+ * will adopt or stop), so check() must not report the port as foreign. */
+export function portHeldByOwnServer(
+  owner: string | undefined,
+  kind: Reservation["kind"],
+  host: string,
+  port: number,
+  lockDir: string = portLockDir(),
+): boolean {
+  return ownLiveServers(owner, kind, host, lockDir).some((r) => r.port === port);
 }

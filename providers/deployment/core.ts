@@ -1,5 +1,6 @@
 import { changedKeys, diffByKeys } from "../diffKeys";
-import { isPortFree } from "../process";
+import { isPortFree, portHeldByOwnServer } from "../process";
+import { passEnvProblem } from "../process/env";
 import { localServingHost } from "./localHost";
 import { DeploymentArgs, DeploymentState, DeployMode, ServingHost } from "./types";
 
@@ -11,10 +12,18 @@ import { DeploymentArgs, DeploymentState, DeployMode, ServingHost } from "./type
  * - replace: another deploy mode, host or fixed port (the URL changes).
  * - update in place: a new model URI (a new version), tracking URI, credentials or executable: the
  *   server is restarted on the same port, so the URL stays the same.
- * - delete: stops the server's whole process group and checks the port is released.
- * - check: a fixed port it does not hold yet must be free, before any step runs (see checkDeployment).
- * - read: the deployment is gone unless the server we started is alive and answers /ping as this
- *   model's server, so `pulumi refresh` + `pulumi up` brings a dead server back.
+ * - create: crash-safe. The port is reserved machine-wide ($MODEL_SERVING_CACHE/locks/ports, shared by
+ *   all stacks) with a record of what is started (command, model, the resource `owner`) written before
+ *   the spawn and the pid + start identity right after. A create first adopts this resource's server
+ *   left by a killed `up` (same model and command, answers as ours) or stops it and reuses its port.
+ *   "Ready" = our process is alive, /ping answers 200, and the port's listener is our process group.
+ *   Relies on deleteBeforeReplace (a create never runs while the same resource's old server is live).
+ * - delete: stops the server's whole process group, checks the port is released, drops its reservation.
+ * - check: a fixed port it does not hold yet must be free, before any step runs (see checkDeployment);
+ *   a port held by this resource's own orphan is not foreign.
+ * - read: the deployment exists while the process we started (pid + start identity) runs; a missed
+ *   /ping is a warning line, not a deletion. A dead server is gone, so refresh + up brings it back.
+ * - The server's environment is an allow-list (providers/process/env.ts) plus `passEnv`.
  */
 
 export function servingHostFor(mode: DeployMode): ServingHost {
@@ -35,11 +44,18 @@ export async function checkDeployment(
   olds: Partial<DeploymentArgs>,
   news: Partial<DeploymentArgs>,
 ): Promise<{ property: string; reason: string }[]> {
+  const problem = passEnvProblem(news.passEnv);
+  if (problem) {
+    return [{ property: "passEnv", reason: problem }];
+  }
   if (news.mode !== "local" || typeof news.host !== "string" || typeof news.port !== "number") {
     return []; // another host, an automatic port, or not known yet (preview)
   }
   if (olds.host === news.host && olds.port === news.port) {
     return []; // held by our own server
+  }
+  if (portHeldByOwnServer(news.owner, "model-server", news.host, news.port)) {
+    return []; // this resource's server from an interrupted create: create adopts or stops it
   }
   return (await isPortFree(news.host, news.port))
     ? []
@@ -57,17 +73,26 @@ export function deploymentId(state: Pick<DeploymentState, "host" | "servedPort">
   return `${state.host}:${state.servedPort}`;
 }
 
+/**
+ * create: first adopt or stop this resource's own server left by an interrupted create (a killed `up`:
+ * its start was recorded in the machine's port reservations before it was spawned), then reserve a port
+ * (that orphan's port again when it is free, so the URL stays the same) and start the server.
+ */
 export async function createDeployment(
   args: DeploymentArgs,
   log: (msg: string) => void = () => undefined,
 ): Promise<{ id: string; outs: DeploymentState }> {
   const host = servingHostFor(args.mode);
+  const adopted = await host.recover(args, log);
+  if (adopted) {
+    return { id: deploymentId(adopted), outs: adopted };
+  }
   const port = await host.reservePort(args);
   try {
     const outs = await host.start(args, port, log);
     return { id: deploymentId(outs), outs };
   } catch (err) {
-    host.releasePort(args, port);
+    await host.releasePort(args, port);
     throw err;
   }
 }
@@ -108,8 +133,27 @@ export async function updateDeployment(
   return host.start(news, olds.servedPort, log);
 }
 
-export async function readDeployment(state: DeploymentState): Promise<DeploymentState | undefined> {
-  return (await servingHostFor(state.mode).isServing(state)) ? state : undefined;
+/**
+ * read: the deployment exists while the process we started (pid + start identity, the model on its
+ * command line) runs. A missed /ping (a slow, stopped or overloaded server) is a warning, not a deletion:
+ * dropping a running server from state would orphan it and make the next `up` start a second one.
+ */
+export async function readDeployment(
+  state: DeploymentState,
+  log: (msg: string) => void = () => undefined,
+): Promise<DeploymentState | undefined> {
+  const health = await servingHostFor(state.mode).health(state);
+  if (health === "gone") {
+    return undefined;
+  }
+  if (health === "not answering") {
+    log(
+      `warning: the server of ${state.modelUri} (pid ${state.pid}) runs but ${state.baseUrl}/ping ` +
+        "did not answer; keeping it (its log: " +
+        `${state.logFile})`,
+    );
+  }
+  return state;
 }
 
 export async function deleteDeployment(state: DeploymentState): Promise<void> {

@@ -1,76 +1,126 @@
 import * as path from "path";
 import * as proc from "../process";
-import { DeploymentArgs, DeploymentState, ServingHost } from "./types";
+import { serverEnvironment } from "../process/env";
+import { DeploymentArgs, DeploymentState, ServerHealth, ServingHost } from "./types";
 
 /** Deploy mode `local`: `mlflow models serve --env-manager local` on this machine, in its own process
- * group, so delete can stop the server and all its workers. */
+ * group (so delete can stop the server and all its workers), with an allow-listed environment, its port
+ * reserved machine-wide and its start recorded before it is spawned (crash-safe create). */
 export function localServingHost(): ServingHost {
+  const serveArgs = (args: DeploymentArgs, port: number): string[] => [
+    "models",
+    "serve",
+    "-m",
+    args.modelUri,
+    "--env-manager",
+    "local",
+    "-h",
+    args.host,
+    "-p",
+    String(port),
+  ];
+  const request = (args: DeploymentArgs, port: number): proc.ReservationRequest => ({
+    kind: "model-server",
+    owner: args.owner ?? "",
+    command: [args.mlflowBin, ...serveArgs(args, port)],
+    subject: `${args.modelUri} from ${args.trackingUri}`,
+  });
+  const stateFor = (
+    args: DeploymentArgs,
+    port: number,
+    handle: proc.ProcessHandle,
+  ): DeploymentState => {
+    const baseUrl = `http://${args.host}:${port}`;
+    return {
+      ...args,
+      pid: handle.pid,
+      pgid: handle.pgid,
+      startTicks: handle.startTicks,
+      servedPort: port,
+      baseUrl,
+      url: `${baseUrl}/invocations`,
+      logFile: path.join(args.runDir, "logs", `model-server-${args.host}-${port}.log`),
+    };
+  };
+
   return {
-    async reservePort(args: DeploymentArgs): Promise<number> {
-      return proc.reservePort(
-        args.host,
-        args.port,
-        args.portRangeStart,
-        path.join(args.runDir, "ports"),
-      );
+    async recover(args, log): Promise<DeploymentState | undefined> {
+      for (const orphan of proc.ownLiveServers(args.owner, "model-server", args.host)) {
+        const handle = orphan.server!;
+        const state = stateFor(args, orphan.port, handle);
+        const same =
+          orphan.subject === request(args, orphan.port).subject &&
+          JSON.stringify(orphan.command) === JSON.stringify(request(args, orphan.port).command) &&
+          (args.port === undefined || args.port === orphan.port);
+        if (same) {
+          log(
+            `found this deployment's server from an interrupted create (pid ${handle.pid}, ` +
+              `${state.baseUrl}): adopting it once it answers`,
+          );
+          try {
+            await proc.waitForHttpOk(
+              `${state.baseUrl}/ping`,
+              handle,
+              args.startTimeoutSeconds,
+              state.logFile,
+              log,
+            );
+            return state;
+          } catch (err) {
+            log(`cannot adopt it (${(err as Error).message.split("\n")[0]}): stopping it`);
+          }
+        } else {
+          log(
+            `stopping this deployment's server left by an interrupted create (pid ${handle.pid}, ` +
+              `${orphan.subject}); its port ${orphan.port} is reused`,
+          );
+        }
+        await proc.killProcessGroup(handle);
+        await proc.waitForPortFree(args.host, orphan.port, 15_000);
+      }
+      return undefined;
     },
 
-    releasePort(args: DeploymentArgs, port: number): void {
-      proc.releasePort(args.host, port, path.join(args.runDir, "ports"));
+    async reservePort(args: DeploymentArgs): Promise<number> {
+      return proc.reservePort(args.host, args.port, args.portRangeStart, request(args, 0));
+    },
+
+    async releasePort(args: DeploymentArgs, port: number): Promise<void> {
+      await proc.releasePort(args.host, port, args.owner);
     },
 
     async start(args: DeploymentArgs, port: number, log): Promise<DeploymentState> {
-      const logFile = path.join(args.runDir, "logs", `model-server-${args.host}-${port}.log`);
-      // The model server execs uvicorn by name: the venv's bin folder must come first on PATH.
-      const env: NodeJS.ProcessEnv = {
-        ...process.env,
-        PATH: `${path.dirname(args.mlflowBin)}${path.delimiter}${process.env.PATH ?? ""}`,
-        MLFLOW_TRACKING_URI: args.trackingUri,
-      };
-      for (const key of [
-        "MLFLOW_TRACKING_USERNAME",
-        "MLFLOW_TRACKING_PASSWORD",
-        "MLFLOW_TRACKING_TOKEN",
-      ]) {
-        delete env[key];
-      }
-      if (args.auth?.username !== undefined) {
-        env.MLFLOW_TRACKING_USERNAME = args.auth.username;
-      }
-      if (args.auth?.password !== undefined) {
-        env.MLFLOW_TRACKING_PASSWORD = args.auth.password;
-      }
-      if (args.auth?.token !== undefined) {
-        env.MLFLOW_TRACKING_TOKEN = args.auth.token;
-      }
-      const handle = proc.spawnDetached(
-        args.mlflowBin,
-        [
-          "models",
-          "serve",
-          "-m",
-          args.modelUri,
-          "--env-manager",
-          "local",
-          "-h",
-          args.host,
-          "-p",
-          String(port),
-        ],
-        { env, logFile },
-      );
-      const baseUrl = `http://${args.host}:${port}`;
-      const state: DeploymentState = {
-        ...args,
-        ...handle,
-        servedPort: port,
-        baseUrl,
-        url: `${baseUrl}/invocations`,
+      // The record names what is started here before it is spawned (and the pid right after), so an
+      // `up` killed from here on leaves an orphan the next create finds.
+      await proc.reservePort(args.host, port, args.portRangeStart, request(args, port));
+      const logFile = stateFor(args, port, { pid: 0, pgid: 0, startTicks: "" }).logFile;
+      const env = serverEnvironment({
+        base: process.env,
+        mlflowBin: args.mlflowBin,
+        passEnv: args.passEnv,
+        set: {
+          MLFLOW_TRACKING_URI: args.trackingUri,
+          MLFLOW_TRACKING_USERNAME: args.auth?.username,
+          MLFLOW_TRACKING_PASSWORD: args.auth?.password,
+          MLFLOW_TRACKING_TOKEN: args.auth?.token,
+        },
+      });
+      const handle = proc.spawnDetached(args.mlflowBin, serveArgs(args, port), {
+        env,
         logFile,
-      };
-      log(`started ${args.modelUri} on ${baseUrl} (pid ${handle.pid})`);
+        cwd: args.runDir,
+      });
+      const state = stateFor(args, port, handle);
       try {
-        await proc.waitForHttpOk(`${baseUrl}/ping`, handle, args.startTimeoutSeconds, logFile, log);
+        await proc.recordServer(args.host, port, handle);
+        log(`started ${args.modelUri} on ${state.baseUrl} (pid ${handle.pid})`);
+        await proc.waitForHttpOk(
+          `${state.baseUrl}/ping`,
+          handle,
+          args.startTimeoutSeconds,
+          logFile,
+          log,
+        );
       } catch (err) {
         await proc.killProcessGroup(handle);
         throw err;
@@ -78,20 +128,22 @@ export function localServingHost(): ServingHost {
       return state;
     },
 
-    async stop(state: DeploymentState): Promise<void> {
+    async stop(state: DeploymentState, options = {}): Promise<void> {
       await proc.killProcessGroup(state);
       await proc.waitForPortFree(state.host, state.servedPort, 15_000);
-      proc.releasePort(state.host, state.servedPort, path.join(state.runDir, "ports"));
+      if (!options.keepReservation) {
+        await proc.releasePort(state.host, state.servedPort, state.owner);
+      }
     },
 
-    async isServing(state: DeploymentState): Promise<boolean> {
-      if (!proc.isSameProcessAlive(state)) {
-        return false;
+    async health(state: DeploymentState): Promise<ServerHealth> {
+      if (
+        !proc.isSameProcessAlive(state) ||
+        !proc.processCommandLine(state.pid).includes(state.modelUri)
+      ) {
+        return "gone";
       }
-      if (!proc.processCommandLine(state.pid).includes(state.modelUri)) {
-        return false;
-      }
-      return (await proc.httpStatus(`${state.baseUrl}/ping`)) === 200;
+      return (await proc.httpStatus(`${state.baseUrl}/ping`)) === 200 ? "serving" : "not answering";
     },
   };
 }

@@ -22,6 +22,12 @@ export interface DeploymentArgs {
   /** Logs and port locks. */
   runDir: string;
   startTimeoutSeconds: number;
+  /** Environment variable names copied from the deploying environment into the model server's (config
+   * `mlflow.passEnv`); nothing else of that environment reaches it (see providers/process/env.ts). */
+  passEnv?: string[];
+  /** The stack resource, `<org>/<project>/<stack>/<name>`: names its port reservation, so a create
+   * interrupted by a killed `up` is adopted or stopped by the next create of the same resource. */
+  owner?: string;
 }
 
 export interface DeploymentState extends DeploymentArgs, ProcessHandle {
@@ -33,15 +39,25 @@ export interface DeploymentState extends DeploymentArgs, ProcessHandle {
   logFile: string;
 }
 
+export type ServerHealth = "serving" | "not answering" | "gone";
+
 export interface ServingHost {
+  /**
+   * Before a create: this resource's own server left running by a create that never finished (a killed
+   * `up`). Adopted when it serves the same model and answers as ours; otherwise stopped, so its port is
+   * reused. Undefined when there is nothing to adopt.
+   */
+  recover(args: DeploymentArgs, log: (msg: string) => void): Promise<DeploymentState | undefined>;
   /** Starts the model server on `port` and waits until it answers /ping. */
   start(args: DeploymentArgs, port: number, log: (msg: string) => void): Promise<DeploymentState>;
-  /** Stops it and waits until the port is released. */
-  stop(state: DeploymentState): Promise<void>;
-  /** True when the server we started is still running and answers as this model's server. */
-  isServing(state: DeploymentState): Promise<boolean>;
-  /** Picks the port for a new deployment. */
+  /** Stops it and waits until the port is released; the port's reservation goes too unless
+   * `keepReservation` (an update that restarts on the same port). */
+  stop(state: DeploymentState, options?: { keepReservation?: boolean }): Promise<void>;
+  /** "gone" unless the process we started (pid + start identity) runs; "not answering" when it runs
+   * but misses its health check (slow, stopped, overloaded): that is not a deletion. */
+  health(state: DeploymentState): Promise<ServerHealth>;
+  /** Picks the port for a new deployment and reserves it (machine-wide). */
   reservePort(args: DeploymentArgs): Promise<number>;
   /** Gives back a reserved port whose server never started. */
-  releasePort(args: DeploymentArgs, port: number): void;
+  releasePort(args: DeploymentArgs, port: number): Promise<void>;
 }

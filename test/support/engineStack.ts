@@ -270,15 +270,26 @@ function killStackProcesses(engine: EngineStack): void {
   }
 }
 
-/** Process groups (other than ours) whose command line or environment mentions `dir`, e.g. the servers a
- * stack with that MODEL_SERVING_CACHE started; `match` filters on the command line. */
+/** Process groups (other than ours) whose command line, environment or working directory mentions `dir`,
+ * e.g. the servers a stack with that MODEL_SERVING_CACHE started; `match` filters on the command line. */
 export function groupsUsing(dir: string, match?: string): number[] {
   const groups = new Set<number>();
   for (const pid of fs.readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
     try {
       const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8");
       const environ = fs.readFileSync(`/proc/${pid}/environ`, "utf8");
-      const mentions = cmd.includes(dir) || environ.includes(`MODEL_SERVING_CACHE=${dir}\0`);
+      // Servers get an allow-listed environment (no MODEL_SERVING_CACHE): they run in a folder under it.
+      let cwd = "";
+      try {
+        cwd = fs.readlinkSync(`/proc/${pid}/cwd`);
+      } catch {
+        // not ours to read
+      }
+      const mentions =
+        cmd.includes(dir) ||
+        environ.includes(`MODEL_SERVING_CACHE=${dir}\0`) ||
+        cwd === dir ||
+        cwd.startsWith(`${dir}/`);
       if (mentions && (match === undefined || cmd.split("\0").join(" ").includes(match))) {
         const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
         const pgid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);

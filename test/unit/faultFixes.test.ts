@@ -3,6 +3,7 @@ import { checkDeployment } from "../../providers/deployment/core";
 import { DeploymentArgs } from "../../providers/deployment/types";
 import { toMlflowError } from "../../providers/mlflow/client";
 import { checkMlflowServer, serverEnv } from "../../providers/mlflowServerCore";
+import { passEnvProblem, serverEnvironment } from "../../providers/process/env";
 
 // Fixes the fault and bench suites found: a taken port fails in check() (before a replacement stops the
 // running server), and the local MLflow server runs without MLflow 3's job runner unless asked to.
@@ -75,15 +76,78 @@ describe("port checks in check()", () => {
   });
 });
 
-describe("the local MLflow server's environment", () => {
-  it("turns MLflow 3's job runner off unless the caller set it, and drops MLFLOW_TRACKING_URI", () => {
-    const env = serverEnv("/venv/bin/mlflow", {
-      PATH: "/usr/bin",
-      MLFLOW_TRACKING_URI: "http://x",
+describe("server environments: an allow-list, never the deploying environment", () => {
+  const deploying = {
+    PATH: "/usr/bin:/bin",
+    HOME: "/home/op",
+    LANG: "C.UTF-8",
+    LC_ALL: "C.UTF-8",
+    TZ: "UTC",
+    TMPDIR: "/tmp/op",
+    USER_FLAG: "pass-me",
+    PULUMI_CONFIG_PASSPHRASE: "canary-passphrase",
+    PULUMI_ACCESS_TOKEN: "pul-canary",
+    AWS_SECRET_ACCESS_KEY: "aws-canary",
+    AWS_ACCESS_KEY_ID: "AKIACANARY",
+    AZURE_CLIENT_SECRET: "azure-canary",
+    ARM_CLIENT_SECRET: "arm-canary",
+    GOOGLE_APPLICATION_CREDENTIALS: "/secret/gcp.json",
+    GITHUB_TOKEN: "gh-canary",
+    MLFLOW_TRACKING_URI: "http://elsewhere",
+    MLFLOW_TRACKING_PASSWORD: "operator-password",
+    MODEL_SERVING_CACHE: "/cache",
+  };
+
+  it("builds exactly PATH (venv first), HOME, LANG, LC_*, TZ, TMPDIR, passEnv and what the server needs", () => {
+    expect(
+      serverEnvironment({
+        base: deploying,
+        mlflowBin: "/venv/bin/mlflow",
+        passEnv: ["USER_FLAG", "NOT_SET"],
+        set: { MLFLOW_TRACKING_URI: "http://127.0.0.1:5000", MLFLOW_TRACKING_PASSWORD: undefined },
+      }),
+    ).toEqual({
+      PATH: "/venv/bin:/usr/bin:/bin",
+      HOME: "/home/op",
+      LANG: "C.UTF-8",
+      LC_ALL: "C.UTF-8",
+      TZ: "UTC",
+      TMPDIR: "/tmp/op",
+      USER_FLAG: "pass-me",
+      MLFLOW_TRACKING_URI: "http://127.0.0.1:5000",
     });
-    expect(env).toEqual({
+  });
+
+  it("passEnv cannot smuggle in a variable the provider sets itself", () => {
+    const env = serverEnvironment({
+      base: deploying,
+      mlflowBin: "/venv/bin/mlflow",
+      passEnv: ["MLFLOW_TRACKING_PASSWORD", "PATH"],
+    });
+    expect(env.MLFLOW_TRACKING_PASSWORD).toBeUndefined();
+    expect(env.PATH).toBe("/venv/bin:/usr/bin:/bin");
+    expect(passEnvProblem(["MLFLOW_TRACKING_PASSWORD"])).toBe(
+      "passEnv: MLFLOW_TRACKING_PASSWORD is set by model-serving itself and cannot be passed through",
+    );
+    expect(passEnvProblem(["AWS-KEY"])).toBe(
+      'passEnv: "AWS-KEY" is not an environment variable name',
+    );
+    expect(passEnvProblem("AWS_REGION")).toBe(
+      'passEnv: must be a list of environment variable names (got "AWS_REGION")',
+    );
+    expect(passEnvProblem(["AWS_REGION"])).toBeUndefined();
+    expect(passEnvProblem(undefined)).toBeUndefined();
+  });
+
+  it("MLflow server: job runner off unless the caller set it, no MLFLOW_TRACKING_URI, no secrets", () => {
+    expect(serverEnv("/venv/bin/mlflow", deploying)).toEqual({
       MLFLOW_SERVER_ENABLE_JOB_EXECUTION: "false",
-      PATH: "/venv/bin:/usr/bin",
+      PATH: "/venv/bin:/usr/bin:/bin",
+      HOME: "/home/op",
+      LANG: "C.UTF-8",
+      LC_ALL: "C.UTF-8",
+      TZ: "UTC",
+      TMPDIR: "/tmp/op",
     });
     expect(
       serverEnv("/venv/bin/mlflow", {
@@ -91,6 +155,23 @@ describe("the local MLflow server's environment", () => {
         MLFLOW_SERVER_ENABLE_JOB_EXECUTION: "true",
       }).MLFLOW_SERVER_ENABLE_JOB_EXECUTION,
     ).toBe("true");
+    expect(
+      serverEnv("/venv/bin/mlflow", deploying, ["USER_FLAG"], {
+        MLFLOW_AUTH_CONFIG_PATH: "/data/basic_auth.ini",
+      }),
+    ).toMatchObject({ USER_FLAG: "pass-me", MLFLOW_AUTH_CONFIG_PATH: "/data/basic_auth.ini" });
+  });
+
+  it("check() names a bad passEnv entry", async () => {
+    expect(await checkDeployment({}, { passEnv: ["PATH"] })).toEqual([
+      {
+        property: "passEnv",
+        reason: "passEnv: PATH is set by model-serving itself and cannot be passed through",
+      },
+    ]);
+    expect(await checkMlflowServer({}, { passEnv: ["A B"] })).toEqual([
+      { property: "passEnv", reason: 'mlflow.passEnv: "A B" is not an environment variable name' },
+    ]);
   });
 });
 
