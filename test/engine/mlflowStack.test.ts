@@ -20,10 +20,8 @@ import {
 const run = promisify(execFile);
 const PASSWORD = "e2e-Secret-Pa55word";
 
+// Skips (printing why) when the venv or CLI is missing; under CI=true that fails instead.
 const skip = whyEngineCannotRun();
-if (skip) {
-  console.warn(`skipping engine end-to-end tests: ${skip}`);
-}
 const describeEngine = skip ? describe.skip : describe;
 
 interface StateResource {

@@ -2,7 +2,7 @@ import { LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
 import { spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { missingMlflow, repoRoot, tempDir } from "./env";
+import { mlflowMissingReason, repoRoot, skipReason, tempDir } from "./env";
 
 /**
  * The dev program (repo root) on the real Pulumi CLI with a temp file backend, a temp MODEL_SERVING_CACHE
@@ -11,9 +11,17 @@ import { missingMlflow, repoRoot, tempDir } from "./env";
  * is git-ignored; cleanup() removes it anyway.
  */
 
-/** Why the real engine cannot run here, or undefined when it can. */
+/**
+ * Why the real engine cannot run here, or undefined when it can; gated by skipReason, so under CI=true
+ * a missing venv or CLI fails the suite instead of skipping it.
+ */
 export function whyEngineCannotRun(): string | undefined {
-  const mlflow = missingMlflow();
+  return skipReason(engineMissingReason());
+}
+
+/** Why the real engine cannot run here, or undefined when it can (no CI gate). */
+export function engineMissingReason(): string | undefined {
+  const mlflow = mlflowMissingReason();
   if (mlflow) {
     return mlflow;
   }
@@ -302,6 +310,56 @@ export function groupsUsing(dir: string, match?: string): number[] {
     }
   }
   return [...groups];
+}
+
+/** A process as /proc shows it, with its start time so a reused pid is not mistaken for it. */
+export interface ProcessInfo {
+  pid: number;
+  ppid: number;
+  /** Start time in clock ticks since boot (/proc/<pid>/stat field 22). */
+  started: number;
+  argv: string[];
+}
+
+function processInfo(pid: number): ProcessInfo | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    if (fields[0] === "Z" || fields[0] === "X") {
+      return undefined; // exited, not reaped yet
+    }
+    const argv = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean);
+    return { pid, ppid: Number(fields[1]), started: Number(fields[19]), argv };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Every live descendant of `root` (children, their children, ...), read from /proc. */
+export function descendantsOf(root: number): ProcessInfo[] {
+  const all = fs
+    .readdirSync("/proc")
+    .filter((p) => /^\d+$/.test(p))
+    .map((p) => processInfo(Number(p)))
+    .filter((p): p is ProcessInfo => p !== undefined);
+  const found: ProcessInfo[] = [];
+  const parents = new Set([root]);
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const p of all) {
+      if (parents.has(p.ppid) && !parents.has(p.pid)) {
+        parents.add(p.pid);
+        found.push(p);
+        grew = true;
+      }
+    }
+  }
+  return found;
+}
+
+/** Whether that very process (same pid and start time) still runs; a zombie does not. */
+export function stillRunning(p: ProcessInfo): boolean {
+  return processInfo(p.pid)?.started === p.started;
 }
 
 function ownPgid(): number {
