@@ -150,6 +150,7 @@ describeEngine("the dev program on the real Pulumi engine", () => {
     expect(filesContaining(backend, PASSWORD)).toEqual([]);
     expect(filesContaining(backend, "e2e-Secret")).toEqual([]);
     expect(JSON.stringify(await stack.outputs()).includes(PASSWORD)).toBe(false);
+    expect(logs.join("\n")).toContain("Resources:"); // the engine output really was captured
     expect(logs.join("\n").includes(PASSWORD)).toBe(false);
 
     // 6. kill the model server: refresh notices, up brings it back on the same URL.
@@ -179,6 +180,9 @@ describeEngine("the dev program on the real Pulumi engine", () => {
     const mlflowPgid = (await resourcesOf(stack)).find((r) =>
       r.type.endsWith(":LocalMlflowServer"),
     )!.outputs!.pgid as number;
+    // processGroupAlive(undefined) is false too: make sure both groups were really recorded.
+    expect([lastPgid, mlflowPgid].every((g) => Number.isInteger(g) && g > 1)).toBe(true);
+    expect([processGroupAlive(lastPgid), processGroupAlive(mlflowPgid)]).toEqual([true, true]);
     await stack.destroy({ onOutput });
     expect(processGroupAlive(lastPgid)).toBe(false);
     expect(processGroupAlive(mlflowPgid)).toBe(false);

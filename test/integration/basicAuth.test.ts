@@ -4,6 +4,7 @@ import { MlflowServerState } from "../../providers/mlflowServerCore";
 import { createModelVersion, deleteModelVersion } from "../../providers/modelVersionCore";
 import { hashSource } from "../../providers/modelSource";
 import { demoModel, missingMlflow } from "../support/env";
+import { errorText } from "../support/errorText";
 import { startTestServer, stopTestServer } from "../support/mlflowServer";
 
 // A real MLflow server running the basic-auth app (`mlflow server --app-name basic-auth`).
@@ -51,7 +52,10 @@ describeReal("MLflow with basic auth", () => {
         method: "GET",
         path: "/api/2.0/mlflow/registered-models/get",
       });
-      expect(`${err.message} ${JSON.stringify(err)}`).not.toContain("wrong-password");
+      // Message, stack, hidden properties (the HTTP request) and cause, not only enumerable fields.
+      expect(errorText(err)).toContain("UNAUTHENTICATED");
+      expect(errorText(err)).not.toContain("wrong-password");
+      expect(errorText(err)).not.toContain(Buffer.from("admin:wrong-password").toString("base64"));
     }
   }, 60_000);
 });

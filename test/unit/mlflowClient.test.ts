@@ -7,6 +7,7 @@ import {
   splitCredentials,
 } from "../../providers/mlflow/client";
 import { hasErrorCode, isNotFound, MlflowError } from "../../providers/mlflow/errors";
+import { errorText } from "../support/errorText";
 
 /** A scripted loopback HTTP server: each request takes the next response from the script. */
 async function scriptedServer(script: { status: number; body: unknown }[]) {
@@ -146,7 +147,9 @@ describe("MLflow client against a scripted server", () => {
       status: undefined,
       message: `MLflow at ${url} is unreachable (ECONNREFUSED) on GET /health`,
     });
-    expect(JSON.stringify(err)).not.toContain("topsecret");
+    // Message, stack, hidden properties and cause: JSON.stringify(err) shows none of an Error's own text.
+    expect(errorText(err)).toContain(`MLflow at ${url} is unreachable`);
+    expect(errorText(err)).not.toContain("topsecret");
   });
 
   it("times out every call", async () => {
