@@ -5,7 +5,8 @@ import { MlflowServer } from "./components/mlflowServer";
 import { RegisteredModel } from "./components/registeredModel";
 import { loadStackConfig } from "./config/load";
 
-// config (validated before anything is declared) -> MLflow host -> one RegisteredModel per model.
+// config (validated before anything is declared) -> MLflow host -> one RegisteredModel per model
+// -> one CloudServing per model with cloud targets.
 const cfg = loadStackConfig();
 
 const mlflow = new MlflowServer("mlflow", {
@@ -43,6 +44,7 @@ const models = cfg.models.map(
               mlflowBin: cfg.mlflowBin,
               runDir: cfg.runDir,
               startTimeoutSeconds: m.serve.startTimeoutSeconds,
+              passEnv: cfg.mlflow.passEnv,
             },
     }),
 );
@@ -53,19 +55,16 @@ cfg.models.forEach((m, i) => {
   entries[m.name] = models[i].endpoint;
   if (m.targets) {
     // Only stacks with cloud targets load the AWS/Azure SDKs.
-    const { serveOnCloudTargets } = require("./components/cloudServing") as typeof cloudServing;
-    const cloud = serveOnCloudTargets(
-      {
-        modelName: m.name,
-        version: models[i].version,
-        trackingUri: mlflow.trackingUri,
-        mlflowBin: cfg.mlflowBin,
-        targets: m.targets,
-      },
-      models[i],
-    );
-    for (const [target, entry] of Object.entries(cloud)) {
-      entries[`${m.name}/${target}`] = entry;
+    const { CloudServing } = require("./components/cloudServing") as typeof cloudServing;
+    const cloud = new CloudServing(`${m.name}-cloud`, {
+      modelName: m.name,
+      version: models[i].version,
+      trackingUri: mlflow.trackingUri,
+      mlflowBin: cfg.mlflowBin,
+      targets: m.targets,
+    });
+    for (const target of Object.keys(m.targets)) {
+      entries[`${m.name}/${target}`] = cloud.endpoints.apply((e) => e[target]);
     }
   }
 });

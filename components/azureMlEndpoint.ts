@@ -8,7 +8,7 @@ import * as operationalinsights from "@pulumi/azure-native/operationalinsights";
 import * as storage from "@pulumi/azure-native/storage";
 import * as pulumi from "@pulumi/pulumi";
 import { AzureMlTraffic } from "../providers/azureMlTraffic";
-import type { CloudEndpointEntry } from "./cloudTargets";
+import type { CloudEndpointEntry } from "./endpoint";
 import { azureMlSnippets, type AzureMlSnippetAuth } from "./snippets/azureml";
 
 /** Built-in AcrPull role definition id. */

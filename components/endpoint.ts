@@ -12,3 +12,10 @@ export interface EndpointEntry {
   /** A Python command (standard library only) that scores one sample row. */
   python: string;
 }
+
+/** One entry of the stack output endpoints["<model>/<target>"]: the MLflow target's keys, plus awsCli. */
+export interface CloudEndpointEntry extends EndpointEntry {
+  target: "sagemaker" | "azureml";
+  /** SageMaker only: `aws sagemaker-runtime invoke-endpoint ...`. */
+  awsCli?: string;
+}

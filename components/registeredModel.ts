@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { ModelDeployment } from "../providers/modelDeployment";
-import { hashSource, sourceProblem } from "../providers/modelSource";
+import { sourceProblem } from "../config/modelSource";
+import { hashSource } from "../providers/modelSource";
 import { MlflowAuth } from "../providers/modelVersionCore";
 import { ModelVersion } from "../providers/modelVersion";
 import { EndpointEntry } from "./endpoint";
@@ -22,6 +23,8 @@ export interface MlflowServingArgs {
   readonly runDir: pulumi.Input<string>;
   /** Deadline for the model server's /ping (default 300 s). */
   readonly startTimeoutSeconds?: pulumi.Input<number>;
+  /** Environment variable names the model server gets from the deploying environment (default []). */
+  readonly passEnv?: pulumi.Input<pulumi.Input<string>[]>;
 }
 
 export interface RegisteredModelArgs {
@@ -41,7 +44,8 @@ export interface RegisteredModelArgs {
   readonly description?: pulumi.Input<string>;
   /** Bump to register the same source again as a new version (default 1). */
   readonly registration?: pulumi.Input<number>;
-  /** Keep the version in the registry on destroy and replacement (default false). */
+  /** Keep the version in the registry on destroy and replacement (default false; the stack config
+   * defaults it to true for an existing, shared registry). */
   readonly keepInRegistry?: boolean;
   /** Experiment that holds the upload runs of local sources (default "model-serving"). */
   readonly experimentName?: pulumi.Input<string>;
@@ -102,6 +106,7 @@ export class RegisteredModel extends pulumi.ComponentResource {
           mlflowBin: args.serve.mlflowBin,
           runDir: args.serve.runDir,
           startTimeoutSeconds: args.serve.startTimeoutSeconds ?? 300,
+          passEnv: args.serve.passEnv ?? [],
         },
         { parent: this },
       );

@@ -1,6 +1,6 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import type { CloudEndpointEntry } from "./cloudTargets";
+import type { CloudEndpointEntry } from "./endpoint";
 import { sageMakerInvocationUrl, sageMakerSnippets } from "./snippets/sagemaker";
 
 /** The one production variant's name; blue/green updates need it unchanged across configurations. */

@@ -1,44 +1,85 @@
+import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { z } from "zod";
-import type { CloudTargetsConfig } from "../components/cloudTargets";
-import { sourceProblem } from "../providers/modelSource";
+import {
+  cloudTargetsSchema,
+  defaultEndpointNameIssues,
+  type CloudTargetsConfig,
+} from "./cloudTargets";
+import { errorMap, formatIssues, problem, wholeNumber } from "./issues";
+import { sourceProblem } from "./modelSource";
 
 /**
  * The stack's configuration (namespace `model-serving`), validated in one place before any resource is
  * declared. Defaults describe the embedded case: a local MLflow server on 127.0.0.1:5000 whose models are
- * served on this machine from port 5001 up.
+ * served on this machine from port 5001 up. This module imports nothing of components/ or providers/.
  */
 
+const PREFIX = "model-serving:";
 const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,255}$/;
 const ALIAS = /^[A-Za-z0-9_-]{1,255}$/;
-const port = z
-  .number({ invalid_type_error: "must be a whole number from 1 to 65535" })
-  .int("must be a whole number from 1 to 65535")
-  .min(1, "must be a whole number from 1 to 65535")
-  .max(65535, "must be a whole number from 1 to 65535");
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** Set by the providers themselves (providers/process/env.ts RESERVED_ENV; a unit test keeps the two equal). */
+export const RESERVED_ENV_NAMES = [
+  "PATH",
+  "MLFLOW_TRACKING_URI",
+  "MLFLOW_TRACKING_USERNAME",
+  "MLFLOW_TRACKING_PASSWORD",
+  "MLFLOW_TRACKING_TOKEN",
+  "MLFLOW_AUTH_CONFIG_PATH",
+  "MLFLOW_FLASK_SERVER_SECRET_KEY",
+];
+const port = wholeNumber(1, 65535);
+const seconds = wholeNumber(1, 3600);
+
+const custom = (ctx: z.RefinementCtx, path: (string | number)[], message: string, got = true) =>
+  ctx.addIssue({ code: z.ZodIssueCode.custom, path, message, params: { got } });
+
+function isHttpUrl(v: string): boolean {
+  try {
+    const u = new URL(v);
+    return (u.protocol === "http:" || u.protocol === "https:") && u.host !== "";
+  } catch {
+    return false;
+  }
+}
+
+function hasUserInfo(v: string): boolean {
+  try {
+    const u = new URL(v);
+    return u.username !== "" || u.password !== "";
+  } catch {
+    return /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(v);
+  }
+}
 
 const mlflowSchema = z
   .object({
     /** local: start `mlflow server` here; existing: use the server at trackingUri; remote: over SSH. */
-    mode: z
-      .enum(["local", "existing", "remote"], {
-        errorMap: () => ({ message: 'must be one of "local", "existing", "remote"' }),
-      })
-      .default("local"),
-    host: z.string().min(1, "must not be empty").default("127.0.0.1"),
+    mode: z.enum(["local", "existing", "remote"]).default("local"),
+    host: z.string().min(1).default("127.0.0.1"),
     port: port.default(5000),
     trackingUri: z
       .string()
-      .refine((v) => isHttpUrl(v), "must be an http(s) URL such as http://mlflow.internal:5000")
-      .optional(),
-    dataDir: z.string().min(1, "must not be empty").optional(),
-    deployMode: z
-      .enum(["local", "remote", "agent"], {
-        errorMap: () => ({ message: 'must be one of "local", "remote", "agent"' }),
+      .superRefine((v, ctx) => {
+        if (hasUserInfo(v)) {
+          ctx.addIssue({
+            code: z.ZodIssueCode.custom,
+            message:
+              "must not contain credentials (user:password@); set mlflow.username and the secret mlflowPassword instead",
+          });
+        } else if (!isHttpUrl(v)) {
+          ctx.addIssue({
+            code: z.ZodIssueCode.custom,
+            message: "must be an http(s) URL such as http://mlflow.internal:5000",
+          });
+        }
       })
-      .default("local"),
-    username: z.string().min(1, "must not be empty").optional(),
+      .optional(),
+    dataDir: z.string().min(1).optional(),
+    deployMode: z.enum(["local", "remote", "agent"]).default("local"),
+    username: z.string().min(1).optional(),
     password: z
       .never({
         errorMap: () => ({
@@ -47,42 +88,61 @@ const mlflowSchema = z
         }),
       })
       .optional(),
-    startTimeoutSeconds: z.number().int().min(1).max(3600).default(120),
+    startTimeoutSeconds: seconds.default(120),
+    /** Environment variables of the deploying environment passed on to the MLflow and model servers. */
+    passEnv: z
+      .array(
+        z
+          .string()
+          .regex(
+            ENV_NAME,
+            "must be an environment variable name (letters, digits, _; not starting with a digit)",
+          )
+          .refine(
+            (n) => !n.startsWith("PULUMI_"),
+            "must not pass Pulumi's own variables (PULUMI_*)",
+          )
+          .refine((n) => !RESERVED_ENV_NAMES.includes(n), "is set by model-serving itself"),
+      )
+      .default([]),
   })
   .strict()
   .superRefine((m, ctx) => {
-    if (m.mode === "existing" && !m.trackingUri) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["trackingUri"],
-        message: 'is required when mode is "existing"',
-      });
+    if (m.mode === "existing" && m.trackingUri === undefined) {
+      custom(ctx, ["trackingUri"], 'is required when mode is "existing"');
+    }
+    if (m.mode === "local" && m.trackingUri !== undefined) {
+      custom(
+        ctx,
+        ["trackingUri"],
+        'is only used when mode is "existing"; the local server\'s URI comes from host and port',
+      );
     }
     if (m.mode === "remote") {
-      ctx.addIssue({
-        code: "custom",
-        path: ["mode"],
-        message: 'remote (SSH) MLflow hosts are not available yet; use "local" or "existing"',
-      });
+      custom(
+        ctx,
+        ["mode"],
+        'remote (SSH) MLflow hosts are not available yet; use "local" or "existing"',
+      );
     }
     if (m.deployMode !== "local") {
-      ctx.addIssue({
-        code: "custom",
-        path: ["deployMode"],
-        message: `deploy mode "${m.deployMode}" is not available yet; use "local"`,
-      });
+      custom(
+        ctx,
+        ["deployMode"],
+        `deploy mode "${m.deployMode}" is not available yet; use "local"`,
+      );
     }
   });
 
 const modelSchema = z
   .object({
     name: z
-      .string({ required_error: "is required" })
+      .string()
       .regex(
         MODEL_NAME,
         'must be 1-256 characters of letters, digits, ".", "_" or "-", starting with a letter or digit',
       ),
-    source: z.string({ required_error: "is required" }).min(1, "must not be empty"),
+    source: z.string().min(1),
     aliases: z
       .array(
         z
@@ -94,14 +154,15 @@ const modelSchema = z
           ),
       )
       .default([]),
-    tags: z
-      .record(z.string().min(1).max(250), z.string().max(5000, "must be at most 5000 characters"))
-      .default({}),
-    description: z.string().max(5000, "must be at most 5000 characters").default(""),
+    tags: z.record(z.string().min(1).max(250), z.string().max(5000)).default({}),
+    description: z.string().max(5000).default(""),
     /** Bump to register the same source again as a new version. */
-    registration: z.number().int().min(1, "must be a whole number of at least 1").default(1),
-    /** Keep the registered versions in MLflow on destroy (resource option retainOnDelete). */
-    keepInRegistry: z.boolean().default(false),
+    registration: wholeNumber(1).default(1),
+    /**
+     * Keep the registered versions in MLflow on destroy and replacement (retainOnDelete). Default: true
+     * for an existing (shared) registry, false for the stack's own local server.
+     */
+    keepInRegistry: z.boolean().optional(),
     serve: z
       .union([
         z.literal(false),
@@ -109,25 +170,67 @@ const modelSchema = z
           .object({
             host: z.string().min(1).default("127.0.0.1"),
             port: port.optional(),
-            startTimeoutSeconds: z.number().int().min(1).max(3600).default(300),
+            startTimeoutSeconds: seconds.default(300),
           })
           .strict(),
       ])
       .default({}),
     /** A request body for the generated curl/Python commands; default: the model's serving example. */
     sampleInput: z.record(z.unknown()).optional(),
-    /** Cloud serving targets (sagemaker, azureml), validated by components/cloudTargets. */
-    targets: z.record(z.unknown()).optional(),
+    /** Cloud serving targets (sagemaker, azureml): config/cloudTargets.ts. */
+    targets: cloudTargetsSchema.optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((m, ctx) => {
+    if (m.targets) {
+      defaultEndpointNameIssues(m.name, m.targets, ctx, ["targets"]);
+    }
+  });
 
-const stackSchema = z.object({
-  mlflow: mlflowSchema.default({}),
-  models: z.array(modelSchema).default([]),
-});
+const stackSchema = z
+  .object({
+    mlflow: mlflowSchema.default({}),
+    models: z.array(modelSchema).default([]),
+  })
+  .superRefine((s, ctx) => {
+    const mlflowPort = mlflowListenPort(s.mlflow);
+    const fixed = new Map<number, number>();
+    s.models.forEach((m, i) => {
+      if (m.serve === false || m.serve.port === undefined) {
+        return;
+      }
+      const p = m.serve.port;
+      if (p === mlflowPort) {
+        custom(
+          ctx,
+          ["models", i, "serve", "port"],
+          `is the MLflow server's port (${s.mlflow.mode === "local" ? "mlflow.port" : "mlflow.trackingUri"}); choose another`,
+        );
+      } else if (fixed.has(p)) {
+        custom(ctx, ["models", i, "serve", "port"], `is already used by models[${fixed.get(p)}]`);
+      }
+      fixed.set(p, fixed.get(p) ?? i);
+    });
+  });
+
+/** The port the MLflow server listens on here: mlflow.port, or a loopback trackingUri's port. */
+function mlflowListenPort(m: z.infer<typeof mlflowSchema>): number | undefined {
+  if (m.mode === "local") {
+    return m.port;
+  }
+  if (m.trackingUri === undefined || !isHttpUrl(m.trackingUri)) {
+    return undefined;
+  }
+  const u = new URL(m.trackingUri);
+  if (!["127.0.0.1", "localhost", "[::1]"].includes(u.hostname)) {
+    return undefined;
+  }
+  return u.port === "" ? (u.protocol === "https:" ? 443 : 80) : Number(u.port);
+}
 
 export type MlflowConfig = z.infer<typeof mlflowSchema>;
-export type ModelConfig = Omit<z.infer<typeof modelSchema>, "targets"> & {
+export type ModelConfig = Omit<z.infer<typeof modelSchema>, "targets" | "keepInRegistry"> & {
+  keepInRegistry: boolean;
   targets?: CloudTargetsConfig;
 };
 
@@ -138,6 +241,14 @@ export interface StackConfig {
   cacheDir: string;
   mlflowBin: string;
   runDir: string;
+  /** Things the user should know that are not errors (logged as warnings by config/load.ts). */
+  notices: string[];
+}
+
+/** The secret `mlflowPassword` as the stack holds it: its value and whether it is secret config. */
+export interface PasswordConfig {
+  value: string;
+  secret: boolean;
 }
 
 export interface ConfigContext {
@@ -147,95 +258,54 @@ export interface ConfigContext {
   env?: NodeJS.ProcessEnv;
 }
 
-function isHttpUrl(v: string): boolean {
-  try {
-    const u = new URL(v);
-    return (u.protocol === "http:" || u.protocol === "https:") && u.host !== "";
-  } catch {
-    return false;
-  }
-}
-
 export function cacheDirFrom(env: NodeJS.ProcessEnv): string {
   return (
     env.MODEL_SERVING_CACHE ??
-    path.join(env.XDG_CACHE_HOME ?? path.join(os.homedir(), ".cache"), "model-serving")
+    path.join(env.XDG_CACHE_HOME ?? path.join(env.HOME ?? os.homedir(), ".cache"), "model-serving")
   );
 }
 
-/** A union's "Invalid input" says little: report the issues of the branch that got furthest instead. */
-function mostSpecific(issue: z.ZodIssue): z.ZodIssue[] {
-  if (issue.code !== "invalid_union") {
-    return [issue];
-  }
-  const branches = issue.unionErrors.map((e) => e.issues.flatMap(mostSpecific));
-  const depth = (issues: z.ZodIssue[]) => Math.max(...issues.map((i) => i.path.length));
-  const best = branches.reduce((a, b) => (depth(b) > depth(a) ? b : a));
-  return depth(best) > issue.path.length ? best : [issue];
+/** `$XDG_DATA_HOME/model-serving` (default `~/.local/share/model-serving`): data users keep. */
+export function dataHomeFrom(env: NodeJS.ProcessEnv): string {
+  const xdg = env.XDG_DATA_HOME;
+  const base =
+    xdg !== undefined && path.isAbsolute(xdg)
+      ? xdg
+      : path.join(env.HOME ?? os.homedir(), ".local", "share");
+  return path.join(base, "model-serving");
 }
 
-function valueAt(raw: unknown, keys: (string | number)[]): unknown {
-  return keys.reduce<unknown>(
-    (v, k) => (v !== null && typeof v === "object" ? (v as Record<string, unknown>)[k] : undefined),
-    raw,
-  );
-}
-
-function keyName(keys: (string | number)[]): string {
-  return keys.reduce<string>(
-    (acc, k) => (typeof k === "number" ? `${acc}[${k}]` : acc ? `${acc}.${k}` : k),
-    "",
-  );
-}
-
-/** Validates raw stack config; throws one Error listing every problem as `model-serving:<key>: <why> (got <value>)`. */
+/**
+ * Validates raw stack config; throws one Error listing every problem as
+ * `model-serving:<key>: <why> (got <value>)`. Secrets are never part of a message.
+ */
 export function parseStackConfig(
-  raw: { mlflow?: unknown; models?: unknown },
+  raw: { mlflow?: unknown; models?: unknown; mlflowPassword?: PasswordConfig },
   ctx: ConfigContext,
 ): StackConfig {
   const env = ctx.env ?? process.env;
-  const problems: string[] = [];
-  const parsed = stackSchema.safeParse(raw);
+  const input = { mlflow: raw.mlflow, models: raw.models };
+  const parsed = stackSchema.safeParse(input, { errorMap });
+  const problems = parsed.success ? [] : formatIssues(parsed.error, input, stackSchema, PREFIX);
+  problems.push(...passwordProblems(raw.mlflowPassword));
   if (!parsed.success) {
-    for (const issue of parsed.error.issues.flatMap(mostSpecific)) {
-      const got = valueAt(raw, issue.path);
-      const message =
-        issue.code === "unrecognized_keys"
-          ? `unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => JSON.stringify(k)).join(", ")}`
-          : issue.message;
-      const gotText =
-        got === undefined || issue.code === "unrecognized_keys"
-          ? ""
-          : ` (got ${issue.path.at(-1) === "password" ? "<hidden>" : JSON.stringify(got)})`;
-      problems.push(`model-serving:${keyName(issue.path)}: ${message}${gotText}`);
-    }
     throw new Error(`invalid stack configuration:\n  ${problems.join("\n  ")}`);
   }
   const { mlflow, models } = parsed.data;
 
   const seen = new Set<string>();
-  models.forEach((m, i) => {
+  const resolved = models.map((m, i): ModelConfig => {
     if (seen.has(m.name)) {
-      problems.push(
-        `model-serving:models[${i}].name: duplicate model name (got ${JSON.stringify(m.name)})`,
-      );
+      problems.push(problem(PREFIX, ["models", i, "name"], "duplicate model name", m.name));
     }
     seen.add(m.name);
     const source = resolveSource(m.source, ctx.projectDir);
-    const problem = sourceProblem(`model-serving:models[${i}].source`, source);
-    if (problem) {
-      problems.push(problem);
+    const sourceIssue = sourceProblem(`${PREFIX}models[${i}].source`, source);
+    if (sourceIssue) {
+      problems.push(sourceIssue);
     }
-    m.source = source;
-    if (m.targets !== undefined) {
-      // Loaded only when a model names a cloud target: it pulls in the AWS and Azure SDKs.
-      const { parseCloudTargets } = require("../components/cloudTargets");
-      try {
-        m.targets = parseCloudTargets(m.targets, `model-serving:models[${i}].targets`);
-      } catch (err) {
-        problems.push(...(err as Error).message.split("\n"));
-      }
-    }
+    // A shared registry keeps its versions unless the stack says otherwise.
+    return { ...m, source, keepInRegistry: m.keepInRegistry ?? mlflow.mode === "existing" };
   });
   if (problems.length > 0) {
     throw new Error(`invalid stack configuration:\n  ${problems.join("\n  ")}`);
@@ -243,13 +313,41 @@ export function parseStackConfig(
 
   const cacheDir = cacheDirFrom(env);
   const venv = env.MODEL_SERVING_VENV ?? path.join(cacheDir, "venv");
+  const notices: string[] = [];
+  let dataDir =
+    mlflow.dataDir === undefined ? undefined : path.resolve(ctx.projectDir, mlflow.dataDir);
+  if (dataDir === undefined) {
+    dataDir = path.join(dataHomeFrom(env), "mlflow", ctx.stack);
+    const legacy = path.join(cacheDir, "mlflow", ctx.stack);
+    if (mlflow.mode === "local" && !fs.existsSync(dataDir) && fs.existsSync(legacy)) {
+      notices.push(
+        `model-serving:mlflow.dataDir: using the registry found at the old default ${legacy}; ` +
+          `it is a cache folder users clean: stop the stack, move it to ${dataDir} or set mlflow.dataDir`,
+      );
+      dataDir = legacy;
+    }
+  }
   return {
-    mlflow: { ...mlflow, dataDir: mlflow.dataDir ?? path.join(cacheDir, "mlflow", ctx.stack) },
-    models: models as ModelConfig[],
+    mlflow: { ...mlflow, dataDir },
+    models: resolved,
     cacheDir,
     mlflowBin: path.join(venv, "bin", "mlflow"),
     runDir: path.join(cacheDir, "run", ctx.stack),
+    notices,
   };
+}
+
+/** The password must be secret config, and one MLflow accepts (config/mlflowPassword.ts). */
+function passwordProblems(password: PasswordConfig | undefined): string[] {
+  if (password === undefined) {
+    return [];
+  }
+  if (!password.secret) {
+    return [
+      `${PREFIX}mlflowPassword: must be secret config, not plain text; set it again with: pulumi config set --secret mlflowPassword`,
+    ];
+  }
+  return [];
 }
 
 /** Local paths are relative to the project folder; URIs are kept as they are. */

@@ -5,8 +5,9 @@ import * as path from "path";
 import { tempDir } from "../support/env";
 import { mockRecorder, value } from "../support/mockRecorder";
 
-// index.ts with cloud targets under mocks: the targets config reaches the cloud components, which hang
-// under the model's RegisteredModel, and their entries join the `endpoints` map as `<model>/<target>`.
+// index.ts with cloud targets under mocks: the targets config reaches the cloud components, which are
+// children of the model's own CloudServing component, and their entries join the `endpoints` map as
+// `<model>/<target>`.
 jest.mock("../../providers/modelVersion", () =>
   jest.requireActual("../support/dynamicStandIns").modelVersionModule(),
 );
@@ -148,6 +149,34 @@ describe("index.ts with cloud targets under mocks", () => {
     ]);
     const repo = registrations.find((r) => r.type === "aws:ecr/repository:Repository")!;
     expect(repo.inputs.name).toBe("iris-scorer");
+  });
+
+  it("parents the cloud resources to a CloudServing component of their own, not to RegisteredModel", () => {
+    // The mock monitor's URNs carry each resource's parent type chain.
+    const monitor = pulumi.runtime.getMonitor() as unknown as {
+      getRegisteredResources(): Map<string, { state: { toJavaScript(): Record<string, unknown> } }>;
+    };
+    const urns = [...monitor.getRegisteredResources().keys()];
+    const typeOf = (name: string) =>
+      urns.filter((u) => u.endsWith(`::${name}`)).map((u) => u.split("::")[2]);
+    expect(typeOf("iris-cloud")).toEqual(["modelserving:cloud:CloudServing"]);
+    const cloud = "modelserving:cloud:CloudServing";
+    expect(typeOf("iris-sagemaker-image")).toEqual([`${cloud}$modelserving:image:ScorerImage`]);
+    expect(typeOf("iris-sagemaker")).toEqual([`${cloud}$modelserving:aws:SageMakerEndpoint`]);
+    expect(typeOf("iris-azureml-image-3")).toEqual([`${cloud}$modelserving:image:ScorerImage`]);
+    expect(typeOf("iris-azureml-image-current")).toEqual([
+      `${cloud}$modelserving:image:ScorerImage`,
+    ]);
+    expect(typeOf("iris-azureml")).toEqual([`${cloud}$modelserving:azure:AzureMlEndpoint`]);
+    // Nothing is hung off the RegisteredModel besides its own version and server.
+    const underModel = urns.filter((u) => u.includes("modelserving:mlflow:RegisteredModel$"));
+    expect(underModel.map((u) => u.split("::")[3]).sort()).toEqual(["iris-server", "iris-version"]);
+    // registerOutputs ran: the component's recorded state holds its endpoints.
+    const component = monitor
+      .getRegisteredResources()
+      .get(urns.find((u) => u.endsWith("::iris-cloud"))!)!;
+    // (a protobuf Struct once registerOutputs replaced it)
+    expect(Object.keys(component.state.toJavaScript())).toEqual(["endpoints"]);
   });
 
   it("keys the endpoint map by model and target, and keeps it secret (AzureML keys)", () => {

@@ -10,7 +10,11 @@ fs.writeFileSync(path.join(projectDir, "models/iris/MLmodel"), "flavors: {}\n");
 fs.writeFileSync(path.join(projectDir, "a-file"), "x");
 fs.mkdirSync(path.join(projectDir, "not-a-model"));
 
-const ctx = { projectDir, stack: "dev", env: { MODEL_SERVING_CACHE: "/cache" } };
+const ctx = {
+  projectDir,
+  stack: "dev",
+  env: { MODEL_SERVING_CACHE: "/cache", XDG_DATA_HOME: "/data", HOME: "/home/u" },
+};
 const model = (extra: Record<string, unknown> = {}) => ({
   name: "iris",
   source: "models/iris",
@@ -28,8 +32,10 @@ describe("stack config defaults", () => {
       port: 5000,
       deployMode: "local",
       startTimeoutSeconds: 120,
-      dataDir: "/cache/mlflow/dev",
+      passEnv: [],
+      dataDir: "/data/model-serving/mlflow/dev",
     });
+    expect(cfg.notices).toEqual([]);
     expect(cfg.models[0]).toEqual({
       name: "iris",
       source: path.join(projectDir, "models/iris"),
@@ -180,7 +186,9 @@ describe("stack config errors name the key and the value", () => {
     [
       "unknown key",
       { models: [model({ alias: "champion" })] },
-      invalid('model-serving:models[0]: unknown key "alias"'),
+      invalid(
+        "model-serving:models[0].alias: unknown key; expected one of name, source, aliases, tags, description, registration, keepInRegistry, serve, sampleInput, targets",
+      ),
     ],
     [
       "duplicate model names",
@@ -199,6 +207,373 @@ describe("stack config errors name the key and the value", () => {
         invalid(
           "model-serving:mlflow.port: must be a whole number from 1 to 65535 (got 0)",
           'model-serving:models[0].name: must be 1-256 characters of letters, digits, ".", "_" or "-", starting with a letter or digit (got "a b")',
+        ),
+      ),
+    );
+  });
+});
+
+describe("where the registry's data lives", () => {
+  const dataDir = (env: NodeJS.ProcessEnv, mlflow: unknown = {}) =>
+    parseStackConfig({ mlflow, models: [] }, { ...ctx, env }).mlflow.dataDir;
+
+  it("defaults to a data directory, not the cache", () => {
+    expect(dataDir({ MODEL_SERVING_CACHE: "/cache", XDG_DATA_HOME: "/data" })).toBe(
+      "/data/model-serving/mlflow/dev",
+    );
+    expect(dataDir({ MODEL_SERVING_CACHE: "/cache", HOME: "/home/u" })).toBe(
+      "/home/u/.local/share/model-serving/mlflow/dev",
+    );
+    // The XDG spec ignores a relative XDG_DATA_HOME.
+    expect(dataDir({ XDG_DATA_HOME: "data", HOME: "/home/u" })).toBe(
+      "/home/u/.local/share/model-serving/mlflow/dev",
+    );
+  });
+
+  it("keeps a set dataDir, relative to the project", () => {
+    expect(dataDir({ HOME: "/home/u" }, { dataDir: "/srv/mlflow" })).toBe("/srv/mlflow");
+    expect(dataDir({ HOME: "/home/u" }, { dataDir: "store" })).toBe(path.join(projectDir, "store"));
+  });
+
+  it("keeps using a registry found at the old cache default, and says so", () => {
+    const home = tempDir("config-home");
+    const cache = path.join(home, ".cache/model-serving");
+    fs.mkdirSync(path.join(cache, "mlflow/dev"), { recursive: true });
+    const cfg = parseStackConfig({ models: [] }, { ...ctx, env: { HOME: home } });
+    expect(cfg.mlflow.dataDir).toBe(path.join(cache, "mlflow/dev"));
+    expect(cfg.notices).toEqual([
+      `model-serving:mlflow.dataDir: using the registry found at the old default ${cache}/mlflow/dev; it is a cache folder users clean: stop the stack, move it to ${home}/.local/share/model-serving/mlflow/dev or set mlflow.dataDir`,
+    ]);
+    // Once the data directory exists, it wins.
+    fs.mkdirSync(path.join(home, ".local/share/model-serving/mlflow/dev"), { recursive: true });
+    const moved = parseStackConfig({ models: [] }, { ...ctx, env: { HOME: home } });
+    expect(moved.mlflow.dataDir).toBe(path.join(home, ".local/share/model-serving/mlflow/dev"));
+    expect(moved.notices).toEqual([]);
+  });
+});
+
+describe("keepInRegistry", () => {
+  const keep = (mlflow: unknown, extra: Record<string, unknown> = {}) =>
+    parseStackConfig({ mlflow, models: [model(extra)] }, ctx).models[0].keepInRegistry;
+  const existing = { mode: "existing", trackingUri: "https://mlflow.internal" };
+
+  it("defaults to true for an existing (shared) registry, false for the stack's own server", () => {
+    expect(keep({})).toBe(false);
+    expect(keep(existing)).toBe(true);
+  });
+
+  it("keeps an explicit choice", () => {
+    expect(keep(existing, { keepInRegistry: false })).toBe(false);
+    expect(keep({}, { keepInRegistry: true })).toBe(true);
+  });
+});
+
+describe("mlflow.passEnv", () => {
+  it("passes the listed names on", () => {
+    const cfg = parseStackConfig({ mlflow: { passEnv: ["HF_TOKEN", "_X1"] } }, ctx);
+    expect(cfg.mlflow.passEnv).toEqual(["HF_TOKEN", "_X1"]);
+  });
+
+  it.each([
+    [
+      "1ABC",
+      'model-serving:mlflow.passEnv[0]: must be an environment variable name (letters, digits, _; not starting with a digit) (got "1ABC")',
+    ],
+    [
+      "MY-VAR",
+      'model-serving:mlflow.passEnv[0]: must be an environment variable name (letters, digits, _; not starting with a digit) (got "MY-VAR")',
+    ],
+    [
+      "PULUMI_CONFIG_PASSPHRASE",
+      `model-serving:mlflow.passEnv[0]: must not pass Pulumi's own variables (PULUMI_*) (got "PULUMI_CONFIG_PASSPHRASE")`,
+    ],
+    [
+      "MLFLOW_TRACKING_PASSWORD",
+      'model-serving:mlflow.passEnv[0]: is set by model-serving itself (got "MLFLOW_TRACKING_PASSWORD")',
+    ],
+  ])("rejects %s", (name, message) => {
+    expect(parse({ mlflow: { passEnv: [name] } })).toThrow(new Error(invalid(message)));
+  });
+
+  it("must be a list", () => {
+    expect(parse({ mlflow: { passEnv: "HF_TOKEN" } })).toThrow(
+      new Error(invalid('model-serving:mlflow.passEnv: must be an array (got "HF_TOKEN")')),
+    );
+  });
+});
+
+describe("credentials are never plain config", () => {
+  it("rejects user:password@ in trackingUri without echoing it", () => {
+    const run = parse({
+      mlflow: { mode: "existing", trackingUri: "https://alice:hunter2@mlflow.internal:5000/" },
+    });
+    expect(run).toThrow(
+      new Error(
+        invalid(
+          'model-serving:mlflow.trackingUri: must not contain credentials (user:password@); set mlflow.username and the secret mlflowPassword instead (got "https://<hidden>@mlflow.internal:5000/")',
+        ),
+      ),
+    );
+    expect(() => run()).toThrow(
+      expect.objectContaining({ message: expect.not.stringContaining("hunter2") }),
+    );
+    expect(() => run()).toThrow(
+      expect.objectContaining({ message: expect.not.stringContaining("alice") }),
+    );
+  });
+
+  it("hides credentials even in a tracking URI that is not a URL", () => {
+    expect(parse({ mlflow: { mode: "existing", trackingUri: "http://bob:pw@" } })).toThrow(
+      new Error(
+        invalid(
+          'model-serving:mlflow.trackingUri: must not contain credentials (user:password@); set mlflow.username and the secret mlflowPassword instead (got "http://<hidden>@")',
+        ),
+      ),
+    );
+  });
+
+  it("rejects a plain (non-secret) mlflowPassword, and never shows it", () => {
+    const run = () =>
+      parseStackConfig({ models: [], mlflowPassword: { value: "hunter2-pw", secret: false } }, ctx);
+    expect(run).toThrow(
+      new Error(
+        invalid(
+          "model-serving:mlflowPassword: must be secret config, not plain text; set it again with: pulumi config set --secret mlflowPassword",
+        ),
+      ),
+    );
+  });
+
+  it("accepts the password as secret config", () => {
+    expect(() =>
+      parseStackConfig({ models: [], mlflowPassword: { value: "hunter2-pw", secret: true } }, ctx),
+    ).not.toThrow();
+  });
+
+  it("a tracking URI for the local server is a mistake", () => {
+    expect(parse({ mlflow: { trackingUri: "http://127.0.0.1:5000" } })).toThrow(
+      new Error(
+        invalid(
+          `model-serving:mlflow.trackingUri: is only used when mode is "existing"; the local server's URI comes from host and port (got "http://127.0.0.1:5000")`,
+        ),
+      ),
+    );
+  });
+});
+
+describe("ports", () => {
+  it("a model port equal to the MLflow port", () => {
+    expect(parse({ mlflow: { port: 5100 }, models: [model({ serve: { port: 5100 } })] })).toThrow(
+      new Error(
+        invalid(
+          "model-serving:models[0].serve.port: is the MLflow server's port (mlflow.port); choose another (got 5100)",
+        ),
+      ),
+    );
+  });
+
+  it("a model port equal to an existing server's port on this machine", () => {
+    const mlflow = { mode: "existing", trackingUri: "http://localhost:5001" };
+    expect(parse({ mlflow, models: [model({ serve: { port: 5001 } })] })).toThrow(
+      new Error(
+        invalid(
+          "model-serving:models[0].serve.port: is the MLflow server's port (mlflow.trackingUri); choose another (got 5001)",
+        ),
+      ),
+    );
+    // Another host's port is no conflict.
+    const remote = { mode: "existing", trackingUri: "http://mlflow.internal:5001" };
+    expect(parse({ mlflow: remote, models: [model({ serve: { port: 5001 } })] })).not.toThrow();
+  });
+
+  it("duplicate fixed ports", () => {
+    const models = [
+      model({ serve: { port: 5001 } }),
+      model({ name: "b", serve: { port: 5002 } }),
+      model({ name: "c", serve: { port: 5001 } }),
+      model({ name: "d", serve: false }),
+      model({ name: "e" }),
+    ];
+    expect(parse({ models })).toThrow(
+      new Error(
+        invalid("model-serving:models[2].serve.port: is already used by models[0] (got 5001)"),
+      ),
+    );
+  });
+});
+
+describe("cloud targets use the same strict schema and format", () => {
+  const azure = {
+    subscriptionId: "00000000-0000-0000-0000-000000000001",
+    resourceGroup: "ml-rg",
+    location: "westeurope",
+    workspaceName: "ml-ws",
+    registry: { name: "irisacr" },
+  };
+  const withTargets = (targets: unknown, name = "iris") => ({
+    models: [model({ name, serve: false, targets })],
+  });
+
+  it.each<[string, unknown, string]>([
+    [
+      "a typo of a target",
+      { sagemakr: { region: "eu-west-1" } },
+      "model-serving:models[0].targets.sagemakr: unknown key; expected one of sagemaker, azureml",
+    ],
+    [
+      "a typo inside a target",
+      { sagemaker: { region: "eu-west-1", instanceTyp: "ml.m5.large" } },
+      "model-serving:models[0].targets.sagemaker.instanceTyp: unknown key; expected one of region, endpointName, repositoryName, instanceType, instanceCount, serverless, roleArn, dataCaptureS3Uri, dataCaptureSamplingPercentage, autoscaling, blueGreen",
+    ],
+    [
+      "a typo deep inside a target",
+      { sagemaker: { region: "eu-west-1", blueGreen: { autoRollback: { max5xx: 1 } } } },
+      "model-serving:models[0].targets.sagemaker.blueGreen.autoRollback.max5xx: unknown key; expected one of max5xxPerMinute, maxModelLatencyMs",
+    ],
+    [
+      "a typo in an azureml deployment",
+      { azureml: { ...azure, deployments: [{ name: "blue", trafic: 100 }] } },
+      "model-serving:models[0].targets.azureml.deployments[0].traffic: is required\n  model-serving:models[0].targets.azureml.deployments[0].trafic: unknown key; expected one of name, version, traffic, instanceType, instanceCount",
+    ],
+    [
+      "a wrong type",
+      { sagemaker: { region: "eu-west-1", instanceType: 5 } },
+      "model-serving:models[0].targets.sagemaker.instanceType: must be a string (got 5)",
+    ],
+    [
+      "a missing required key",
+      { sagemaker: {} },
+      "model-serving:models[0].targets.sagemaker.region: is required",
+    ],
+    [
+      "a count below 1",
+      { sagemaker: { region: "eu-west-1", instanceCount: 0 } },
+      "model-serving:models[0].targets.sagemaker.instanceCount: must be a whole number of at least 1 (got 0)",
+    ],
+    [
+      "a region that is not one",
+      { sagemaker: { region: "Ireland" } },
+      'model-serving:models[0].targets.sagemaker.region: must look like us-east-1 (got "Ireland")',
+    ],
+    [
+      "instanceType and serverless",
+      {
+        sagemaker: {
+          region: "eu-west-1",
+          instanceType: "ml.m5.large",
+          serverless: { memorySizeInMb: 2048, maxConcurrency: 5 },
+        },
+      },
+      "model-serving:models[0].targets.sagemaker.serverless: set either instanceType or serverless, not both",
+    ],
+    [
+      "a serverless memory size SageMaker does not offer",
+      {
+        sagemaker: { region: "eu-west-1", serverless: { memorySizeInMb: 1500, maxConcurrency: 5 } },
+      },
+      "model-serving:models[0].targets.sagemaker.serverless.memorySizeInMb: must be one of 1024, 2048, 3072, 4096, 5120, 6144 (got 1500)",
+    ],
+    [
+      "an instance count outside autoscaling",
+      {
+        sagemaker: {
+          region: "eu-west-1",
+          instanceCount: 5,
+          autoscaling: { min: 1, max: 3, targetInvocationsPerInstance: 100 },
+        },
+      },
+      "model-serving:models[0].targets.sagemaker.instanceCount: must be within autoscaling.min..max (1..3) (got 5)",
+    ],
+    [
+      "a canary without a step",
+      { sagemaker: { region: "eu-west-1", blueGreen: { mode: "CANARY" } } },
+      "model-serving:models[0].targets.sagemaker.blueGreen.stepPercent: is required when blueGreen.mode is CANARY",
+    ],
+    [
+      "an unknown enum value",
+      { azureml: { ...azure, authMode: "aad" } },
+      'model-serving:models[0].targets.azureml.authMode: must be one of "key", "aml_token" (got "aad")',
+    ],
+    [
+      "a subscription that is not a UUID",
+      { azureml: { ...azure, subscriptionId: "abc" } },
+      'model-serving:models[0].targets.azureml.subscriptionId: must be a UUID (got "abc")',
+    ],
+    [
+      "traffic that does not sum to 100",
+      {
+        azureml: {
+          ...azure,
+          deployments: [
+            { name: "blue", traffic: 70 },
+            { name: "green", traffic: 20 },
+          ],
+        },
+      },
+      "model-serving:models[0].targets.azureml.deployments: traffic must sum to 100, got 90 (blue=70, green=20)",
+    ],
+    [
+      "two deployments of one name",
+      {
+        azureml: {
+          ...azure,
+          deployments: [
+            { name: "blue", traffic: 50 },
+            { name: "blue", version: "2", traffic: 50 },
+          ],
+        },
+      },
+      'model-serving:models[0].targets.azureml.deployments[1].name: is used by deployments[0] too (got "blue")',
+    ],
+    [
+      "registry.create with two versions",
+      {
+        azureml: {
+          ...azure,
+          registry: { name: "irisacr", create: true },
+          deployments: [
+            { name: "blue", traffic: 50 },
+            { name: "green", version: "4", traffic: 50 },
+          ],
+        },
+      },
+      "model-serving:models[0].targets.azureml.registry.create: works with one model version; create the registry once, then use it by name for blue/green (got true)",
+    ],
+  ])("%s", (_title, targets, message) => {
+    expect(parse(withTargets(targets))).toThrow(new Error(invalid(message)));
+  });
+
+  it("a model name that makes no valid default endpoint name", () => {
+    expect(parse(withTargets({ sagemaker: { region: "eu-west-1" } }, "my_model"))).toThrow(
+      new Error(
+        invalid(
+          'model-serving:models[0].targets.sagemaker.endpointName: is required because the default "my_model-sagemaker" (from the model name) is invalid: it must be 1-63 letters, digits or hyphens, starting and ending with a letter or digit',
+        ),
+      ),
+    );
+    expect(
+      parse(
+        withTargets({ sagemaker: { region: "eu-west-1", endpointName: "my-model" } }, "my_model"),
+      ),
+    ).not.toThrow();
+  });
+
+  it("lists target problems with every other problem at once", () => {
+    expect(() =>
+      parseStackConfig(
+        {
+          mlflow: { port: 0 },
+          models: [model({ targets: { sagemakr: {} } })],
+          mlflowPassword: { value: "pw", secret: false },
+        },
+        ctx,
+      ),
+    ).toThrow(
+      new Error(
+        invalid(
+          "model-serving:mlflow.port: must be a whole number from 1 to 65535 (got 0)",
+          "model-serving:models[0].targets.sagemakr: unknown key; expected one of sagemaker, azureml",
+          "model-serving:mlflowPassword: must be secret config, not plain text; set it again with: pulumi config set --secret mlflowPassword",
         ),
       ),
     );
