@@ -4,4 +4,4 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$MODEL_SERVING_ROOT"
-pulumi destroy --yes --non-interactive --stack dev
+pulumi destroy --yes --non-interactive --stack dev --config-file "$(stack_config_file dev)"

@@ -52,3 +52,24 @@ export PULUMI_BACKEND_URL="${PULUMI_BACKEND_URL:-file://$MODEL_SERVING_CACHE/sta
 if [ -z "${PULUMI_CONFIG_PASSPHRASE+x}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then
   export PULUMI_CONFIG_PASSPHRASE_FILE="$MODEL_SERVING_CACHE/passphrase"
 fi
+
+# A stack's settings on this machine live in $MODEL_SERVING_CACHE/stacks/Pulumi.<stack>.yaml, a copy of
+# the committed Pulumi.<stack>.yaml plus what belongs to this machine: the passphrase's encryptionsalt
+# and the secrets (and other keys) set with `npm run pulumi -- config set` (scripts/stack-config.js).
+# The scripts pass it to Pulumi with --config-file, so the committed file stays as it is. If the copy
+# is lost, Pulumi takes the salt from the stack's state.
+export PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER=true
+
+# Prints the path of the machine's settings of stack $1, brought up to date with the committed file.
+stack_config_file() {
+  node "$MODEL_SERVING_ROOT/scripts/stack-config.js" "$1"
+}
+
+# Makes sure stack $1 exists (creating it from the machine's folder, so the new stack's salt goes into
+# the machine's copy) and prints the path of its settings.
+prepare_stack() {
+  local file
+  file="$(stack_config_file "$1")" || return 1
+  (cd "$(dirname "$file")" && pulumi stack select --create "$1" --non-interactive >/dev/null) || return 1
+  printf '%s\n' "$file"
+}

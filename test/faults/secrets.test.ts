@@ -13,7 +13,8 @@ import { demoModel, freePort, IRIS_ROW, postJson, repoRoot } from "../support/en
 // server runs with basic auth. After preview, up, refresh, an update and destroy (all with --diff, which
 // prints inputs), the password is in no file of the backend (state, backups, history), no stack output,
 // no captured engine output, no server log and no server command line. exportStack() decrypts secrets,
-// so the backend is read as it is on disk.
+// so the backend is read as it is on disk. Canary credentials in the engine's environment reach no
+// process of any server the stack starts (/proc/<pid>/environ).
 const skip = whyEngineCannotRun();
 if (skip) {
   console.warn(`skipping the secrets audit: ${skip}`);
@@ -27,11 +28,56 @@ const needles = [
   encodeURIComponent(PASSWORD).replace(/-/g, "%2D"),
 ];
 
+// Canaries in the engine's environment (the Automation API runs the CLI with this process's environment;
+// PULUMI_CONFIG_PASSPHRASE is the stacks' own): none may reach a server the stack starts.
+const CANARIES: Record<string, string> = {
+  PULUMI_ACCESS_TOKEN: "pul-canary-3b1f0e",
+  AWS_SECRET_ACCESS_KEY: "aws-canary-9d2c4a",
+  AWS_SESSION_TOKEN: "aws-session-canary-5e7f",
+  AZURE_CLIENT_SECRET: "azure-canary-1a8b",
+  ARM_CLIENT_SECRET: "arm-canary-6c0d",
+  GOOGLE_OAUTH_ACCESS_TOKEN: "gcp-canary-2f9e",
+  GITHUB_TOKEN: "gh-canary-7a3c",
+};
+const PASSPHRASE = "e2e-passphrase"; // test/support/engineStack.ts
+
+/** pid -> environment, of every process in `pgids` (servers and all their children). */
+function environments(pgids: number[]): Map<number, string> {
+  const found = new Map<number, string>();
+  for (const pid of fs.readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+      const pgid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
+      if (pgids.includes(pgid)) {
+        found.set(Number(pid), fs.readFileSync(`/proc/${pid}/environ`, "utf8"));
+      }
+    } catch {
+      // gone
+    }
+  }
+  return found;
+}
+
 describeEngine("secrets audit", () => {
   let engine: EngineStack;
   let modelPort: number;
+  const saved: Record<string, string | undefined> = {};
+
+  afterAll(() => {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) {
+        delete process.env[k];
+      } else {
+        process.env[k] = v;
+      }
+    }
+  });
 
   beforeAll(async () => {
+    for (const [k, v] of Object.entries(CANARIES)) {
+      saved[k] = process.env[k];
+      process.env[k] = v;
+    }
     modelPort = await freePort();
     engine = await EngineStack.create({
       prefix: "secrets",
@@ -78,6 +124,40 @@ describeEngine("secrets audit", () => {
     // The servers got it (basic auth works) but not on their command lines, and not in their logs.
     const servers = groupsUsing(engine.cache);
     expect(servers.length).toBeGreaterThanOrEqual(2);
+
+    // No operator secret reaches any process of any server (MLflow server, model server, their workers).
+    const envs = environments(servers);
+    expect(envs.size).toBeGreaterThanOrEqual(3);
+    for (const [pid, environ] of envs) {
+      const names = environ.split("\0").map((kv) => kv.split("=")[0]);
+      for (const [name, value] of Object.entries({
+        ...CANARIES,
+        PULUMI_CONFIG_PASSPHRASE: PASSPHRASE,
+      })) {
+        expect({ pid, name, found: environ.includes(value) || names.includes(name) }).toEqual({
+          pid,
+          name,
+          found: false,
+        });
+      }
+      expect({
+        pid,
+        pulumi: names.filter((n) => /^(PULUMI_|AWS_|AZURE_|ARM_|GOOGLE_)/.test(n)),
+      }).toEqual({
+        pid,
+        pulumi: [],
+      });
+    }
+    // The MLflow server holds no MLflow password in its environment (it is in the 0600 ini); the model
+    // server has its credentials and tracking URI (the reads above looked at the right environments).
+    const all = [...envs.values()];
+    expect(all.some((e) => e.includes("MLFLOW_AUTH_CONFIG_PATH="))).toBe(true);
+    expect(all.some((e) => e.includes(`MLFLOW_TRACKING_PASSWORD=${PASSWORD}\0`))).toBe(true);
+    for (const e of all.filter((x) => x.includes("MLFLOW_AUTH_CONFIG_PATH="))) {
+      expect(e.includes(PASSWORD)).toBe(false);
+    }
+    // The canaries did reach the engine: the CLI runs with this process's environment.
+    expect(process.env.PULUMI_ACCESS_TOKEN).toBe(CANARIES.PULUMI_ACCESS_TOKEN);
     for (const pid of fs.readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
       try {
         const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8");
