@@ -7,6 +7,12 @@
 // secret keys handed over in PULUMI_CONFIG / PULUMI_CONFIG_SECRET_KEYS. What it does not implement
 // (dependency installation, `pulumi about` details, code generation) answers Unimplemented, which the
 // engine treats as "not supported by this host".
+//
+// The host does not outlive its engine: it exits, stopping the program it runs first, as soon as the
+// process that started it is gone or the engine's gRPC address (the last argument, as for the official
+// host) stops answering health checks (engine.go). A `pulumi up` killed with SIGKILL therefore leaves no
+// language host and no `node` program behind; on Linux the program is also tied to the host with a
+// parent-death signal, so it goes even if the host itself is killed.
 package main
 
 import (
@@ -21,6 +27,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/util/rpcutil"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
@@ -55,6 +62,19 @@ func main() {
 	}
 
 	host := &nodeHost{nodeBin: nodeBin, engineAddress: engineAddress, tracing: *tracing}
+	// Watch the engine before anything can start a program.
+	go engineWatch{
+		parentPid: os.Getppid(),
+		address:   engineAddress,
+		interval:  time.Second,
+		failures:  3,
+	}.run(context.Background(), func(reason string) {
+		// Stop the programs before writing anything: the engine's end of stderr may be gone, and a write
+		// to it can end this process with SIGPIPE.
+		host.programs.stopAll(5 * time.Second)
+		fmt.Fprintf(os.Stderr, "pulumi-language-nodejs: %s; stopped the program and exiting\n", reason)
+		os.Exit(1)
+	})
 	handle, err := rpcutil.ServeWithOptions(rpcutil.ServeOptions{
 		Init: func(srv *grpc.Server) error {
 			pulumirpc.RegisterLanguageRuntimeServer(srv, host)
@@ -79,6 +99,7 @@ type nodeHost struct {
 	nodeBin       string
 	engineAddress string
 	tracing       string
+	programs      programs
 }
 
 func (h *nodeHost) GetPluginInfo(context.Context, *emptypb.Empty) (*pulumirpc.PluginInfo, error) {
@@ -125,7 +146,7 @@ func (h *nodeHost) Run(_ context.Context, req *pulumirpc.RunRequest) (*pulumirpc
 	cmd.Env = env
 	cmd.Stdout = os.Stdout
 	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
+	if err := h.programs.run(cmd); err != nil {
 		var exitErr *exec.ExitError
 		if errors.As(err, &exitErr) {
 			if status, ok := exitErr.Sys().(syscall.WaitStatus); ok {
