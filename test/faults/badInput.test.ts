@@ -210,7 +210,8 @@ describeEngine("bad input on a stack that is up", () => {
       name: "a misspelt key",
       op: "up",
       model: { sorce: "/tmp" },
-      expected: 'model-serving:models[0]: unknown key "sorce"',
+      expected:
+        "model-serving:models[0].sorce: unknown key; expected one of name, source, aliases, tags, description, registration, keepInRegistry, serve, sampleInput, targets",
     },
     {
       name: "password as plain config",
