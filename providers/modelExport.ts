@@ -4,30 +4,41 @@
  * Contract
  * - id: "<modelName>/<modelVersion>" (natural, stable).
  * - create: `<mlflowBin> artifacts download --artifact-uri models:/<name>/<version> --dst-path <tmp>/model`
- *   with MLFLOW_TRACKING_URI = trackingUri (credentials such as MLFLOW_TRACKING_TOKEN or
- *   MLFLOW_TRACKING_USERNAME/PASSWORD come only from the environment), copies the scorer files next
- *   to it, hashes the tree and renames it to `<contextRoot>/<sha256>` (content-addressed: the same
- *   bytes give the same directory, which is reused).
+ *   with the connection `{ trackingUri, auth }` under the one credential policy
+ *   (providers/mlflow/connection.ts: the secret `auth` input wins, else MLFLOW_TRACKING_USERNAME/
+ *   PASSWORD or MLFLOW_TRACKING_TOKEN of the provider process); the CLI gets exactly the resolved
+ *   MLFLOW_TRACKING_* variables. It copies the scorer files next to the model, hashes the tree and
+ *   renames it to `<contextRoot>/<sha256>` (content-addressed: the same bytes give the same
+ *   directory, which is reused).
+ * - `auth` is never an output (only create/update need it), so no credential reaches the outputs.
  * - diff: modelName or modelVersion -> replace; trackingUri or scorerHash (the scorer files changed)
- *   -> update, which re-downloads. mlflowBin, scorerDir and contextRoot alone never re-run it.
+ *   -> update, which re-downloads. auth, mlflowBin, scorerDir and contextRoot alone never re-run it.
  * - read: reports the context as gone when its directory is missing or its hash no longer matches,
  *   so `pulumi refresh` + `up` rebuilds it on a machine that lacks it.
  * - delete: removes the context directory.
  * Provider methods run in another process: every module is required inside the functions below.
  */
 import * as pulumi from "@pulumi/pulumi";
+import {
+  MLFLOW_CREDENTIAL_VARIABLES,
+  MlflowAuth,
+  mlflowTrackingEnv,
+  resolveConnection,
+} from "./mlflow/connection";
 
 export interface ModelExportInputs {
   modelName: string;
   modelVersion: string;
   trackingUri: string;
+  /** Secret; see the credential policy in providers/mlflow/connection.ts. */
+  auth?: MlflowAuth;
   mlflowBin: string;
   scorerDir: string;
   scorerHash: string;
   contextRoot: string;
 }
 
-export interface ModelExportOutputs extends ModelExportInputs {
+export interface ModelExportOutputs extends Omit<ModelExportInputs, "auth"> {
   modelUri: string;
   contextDir: string;
   contextHash: string;
@@ -40,10 +51,15 @@ export function modelExportId(modelName: string, modelVersion: string): string {
   return `${modelName}/${modelVersion}`;
 }
 
-/** The mlflow CLI call that downloads the model version, without the parent environment. */
+/** The mlflow CLI call that downloads the model version: its MLFLOW_TRACKING_* variables, resolved from
+ * the connection input and `env` (the provider process's environment). */
 export function downloadCommand(
-  inputs: Pick<ModelExportInputs, "modelName" | "modelVersion" | "trackingUri" | "mlflowBin">,
+  inputs: Pick<
+    ModelExportInputs,
+    "modelName" | "modelVersion" | "trackingUri" | "auth" | "mlflowBin"
+  >,
   dstPath: string,
+  env: NodeJS.ProcessEnv = process.env,
 ): { file: string; args: string[]; env: Record<string, string> } {
   return {
     file: inputs.mlflowBin,
@@ -55,7 +71,9 @@ export function downloadCommand(
       "--dst-path",
       dstPath,
     ],
-    env: { MLFLOW_TRACKING_URI: inputs.trackingUri },
+    env: mlflowTrackingEnv(
+      resolveConnection({ trackingUri: inputs.trackingUri, auth: inputs.auth }, env),
+    ),
   };
 }
 
@@ -118,11 +136,16 @@ export async function materializeContext(
   const tmp = fs.mkdtempSync(path.join(inputs.contextRoot, ".tmp-"));
   try {
     const cmd = downloadCommand(inputs, path.join(tmp, "model"));
+    // The provider's own MLflow variables never reach the CLI: only the resolved ones.
+    const childEnv: NodeJS.ProcessEnv = { ...process.env };
+    for (const key of MLFLOW_CREDENTIAL_VARIABLES) {
+      delete childEnv[key];
+    }
     await new Promise<void>((resolve, reject) => {
       childProcess.execFile(
         cmd.file,
         cmd.args,
-        { env: { ...process.env, ...cmd.env }, timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 },
+        { env: { ...childEnv, ...cmd.env }, timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 },
         (error, _stdout, stderr) => {
           if (!error) {
             resolve();
@@ -158,8 +181,10 @@ export async function materializeContext(
     } else {
       fs.renameSync(tmp, contextDir);
     }
+    const recorded: Omit<ModelExportInputs, "auth"> = { ...inputs };
+    delete (recorded as ModelExportInputs).auth;
     return {
-      ...inputs,
+      ...recorded,
       modelUri: `models:/${inputs.modelName}/${inputs.modelVersion}`,
       contextDir,
       contextHash,
@@ -219,8 +244,10 @@ export interface ModelExportArgs {
   readonly modelName: pulumi.Input<string>;
   /** Registered model version (a number as a string). */
   readonly modelVersion: pulumi.Input<string>;
-  /** MLflow tracking URI the CLI downloads from; pass it as a secret if it embeds credentials. */
+  /** MLflow tracking URI the CLI downloads from (no credentials in it). */
   readonly trackingUri: pulumi.Input<string>;
+  /** MLflow credentials, secret; without them MLFLOW_TRACKING_* of the provider process apply. */
+  readonly auth?: pulumi.Input<MlflowAuth | undefined>;
   /** Path of the `mlflow` executable (the project's venv). */
   readonly mlflowBin: pulumi.Input<string>;
   /** Folder holding the scorer build files (Dockerfile, serve.py, requirements.txt, .dockerignore). */
@@ -241,7 +268,7 @@ export class ModelExport extends pulumi.dynamic.Resource {
       modelExportProvider,
       name,
       { ...args, contextDir: undefined, contextHash: undefined, modelUri: undefined },
-      opts,
+      pulumi.mergeOptions(opts, { additionalSecretOutputs: ["auth"] }),
       "modelserving",
       "ModelExport",
     );

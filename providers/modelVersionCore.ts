@@ -64,8 +64,10 @@ export function modelVersionId(name: string, version: string): string {
   return `${name}/${version}`;
 }
 
+/** A client for the resource's connection input, under the one credential policy
+ * (providers/mlflow/connection.ts: `auth` wins, else MLFLOW_TRACKING_* of the provider process). */
 export function clientFor(args: { trackingUri: string; auth?: MlflowAuth }): MlflowClient {
-  return createMlflowClient({ trackingUri: args.trackingUri, ...(args.auth ?? {}) });
+  return createMlflowClient({ trackingUri: args.trackingUri, auth: args.auth });
 }
 
 /** Registers a version (or adopts the one an interrupted earlier attempt registered) and applies

@@ -1,13 +1,24 @@
 import axios, { AxiosError, AxiosInstance, AxiosRequestConfig } from "axios";
 import axiosRetry, { exponentialDelay, isNetworkError } from "axios-retry";
+import {
+  authorizationHeader,
+  MlflowConnectionInput,
+  resolveConnection,
+  ResolvedConnection,
+} from "./connection";
 import { MlflowError } from "./errors";
 
-/** How to reach an MLflow tracking server. Unset fields fall back to the MLFLOW_TRACKING_* variables. */
-export interface MlflowConnection {
-  trackingUri?: string;
-  username?: string;
-  password?: string;
-  token?: string;
+export {
+  authorizationHeader,
+  mlflowTrackingEnv,
+  resolveConnection,
+  splitCredentials,
+} from "./connection";
+export type { MlflowAuth, MlflowConnectionInput, ResolvedConnection } from "./connection";
+
+/** How to reach an MLflow tracking server: the one connection input (see ./connection for the
+ * credential policy) plus per-client settings. */
+export interface MlflowConnection extends MlflowConnectionInput {
   /** Per-call timeout; every call has one. */
   timeoutMs?: number;
   /** Retries for idempotent calls (network errors, 429, 5xx), with exponential backoff and jitter. */
@@ -34,52 +45,6 @@ export interface MlflowClient {
 }
 
 type RetryMode = "idempotent" | "connect-only";
-
-/** Resolves a connection from explicit settings and the standard MLflow environment variables. */
-export function resolveConnection(
-  conn: MlflowConnection,
-  env: NodeJS.ProcessEnv = process.env,
-): Required<Pick<MlflowConnection, "trackingUri">> & MlflowConnection {
-  const trackingUri = conn.trackingUri ?? env.MLFLOW_TRACKING_URI;
-  if (!trackingUri) {
-    throw new Error("MLflow tracking URI is not set: pass trackingUri or set MLFLOW_TRACKING_URI");
-  }
-  return {
-    ...conn,
-    trackingUri,
-    username: conn.username ?? env.MLFLOW_TRACKING_USERNAME,
-    password: conn.password ?? env.MLFLOW_TRACKING_PASSWORD,
-    token: conn.token ?? env.MLFLOW_TRACKING_TOKEN,
-  };
-}
-
-/** Splits `http://user:pass@host:5000/` into a credential-free base URL and the credentials. */
-export function splitCredentials(uri: string): {
-  baseUrl: string;
-  username?: string;
-  password?: string;
-} {
-  const url = new URL(uri);
-  if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new Error(`MLflow tracking URI must be http(s), got "${url.protocol}" in ${url.host}`);
-  }
-  const username = url.username ? decodeURIComponent(url.username) : undefined;
-  const password = url.password ? decodeURIComponent(url.password) : undefined;
-  url.username = "";
-  url.password = "";
-  return { baseUrl: url.toString().replace(/\/+$/, ""), username, password };
-}
-
-/** Builds the Authorization header: a bearer token wins over basic credentials. */
-export function authorizationHeader(conn: MlflowConnection): string | undefined {
-  if (conn.token) {
-    return `Bearer ${conn.token}`;
-  }
-  if (conn.username !== undefined && conn.password !== undefined) {
-    return `Basic ${Buffer.from(`${conn.username}:${conn.password}`).toString("base64")}`;
-  }
-  return undefined;
-}
 
 /** Turns an axios failure into an MlflowError that names the request but never its credentials. */
 export function toMlflowError(err: unknown, baseUrl: string, method: string, path: string): Error {
@@ -142,23 +107,22 @@ export function shouldRetry(err: AxiosError): boolean {
 }
 
 /** Creates a client with retries, timeouts and auth for one MLflow server. */
-export function createMlflowClient(connection: MlflowConnection): MlflowClient {
-  const conn = resolveConnection(connection);
-  const { baseUrl, username, password } = splitCredentials(conn.trackingUri);
-  const auth = authorizationHeader({
-    ...conn,
-    username: conn.username ?? username,
-    password: conn.password ?? password,
-  });
+export function createMlflowClient(
+  connection: MlflowConnection,
+  env: NodeJS.ProcessEnv = process.env,
+): MlflowClient {
+  const conn: ResolvedConnection = resolveConnection(connection, env);
+  const baseUrl = conn.baseUrl;
+  const auth = authorizationHeader(conn.auth);
   const http: AxiosInstance = axios.create({
     baseURL: baseUrl,
-    timeout: conn.timeoutMs ?? 30_000,
+    timeout: connection.timeoutMs ?? 30_000,
     headers: auth ? { Authorization: auth } : {},
     maxBodyLength: Infinity,
     maxContentLength: Infinity,
   });
   axiosRetry(http, {
-    retries: conn.retries ?? 4,
+    retries: connection.retries ?? 4,
     retryDelay: (count, err) => exponentialDelay(count, err, 200),
     retryCondition: shouldRetry,
     shouldResetTimeout: true,

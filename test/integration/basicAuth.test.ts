@@ -44,7 +44,7 @@ describeReal("MLflow with basic auth", () => {
 
   it("rejects bad and missing credentials with a typed 401 that hides the password", async () => {
     for (const creds of [{ username: "admin", password: "wrong-password" }, {}]) {
-      const client = createMlflowClient({ trackingUri: server!.trackingUri, ...creds });
+      const client = createMlflowClient({ trackingUri: server!.trackingUri, auth: creds }, {});
       const err = await registry.getRegisteredModel(client, "iris").catch((e) => e);
       expect(err).toMatchObject({
         errorCode: "UNAUTHENTICATED",

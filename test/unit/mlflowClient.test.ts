@@ -3,9 +3,11 @@ import { AddressInfo } from "net";
 import {
   authorizationHeader,
   createMlflowClient,
+  mlflowTrackingEnv,
   resolveConnection,
   splitCredentials,
 } from "../../providers/mlflow/client";
+import { MlflowConnectionInput, ResolvedAuth } from "../../providers/mlflow/connection";
 import { hasErrorCode, isNotFound, MlflowError } from "../../providers/mlflow/errors";
 import { errorText } from "../support/errorText";
 
@@ -27,28 +29,124 @@ async function scriptedServer(script: { status: number; body: unknown }[]) {
   return { url, seen, close: () => new Promise((r) => server.close(r)) };
 }
 
-describe("connection settings", () => {
-  it("falls back to the MLFLOW_TRACKING_* variables", () => {
-    const env = {
-      MLFLOW_TRACKING_URI: "http://mlflow:5000",
-      MLFLOW_TRACKING_USERNAME: "u",
-      MLFLOW_TRACKING_PASSWORD: "p",
-      MLFLOW_TRACKING_TOKEN: "t",
-    };
-    expect(resolveConnection({}, env)).toEqual({
-      trackingUri: "http://mlflow:5000",
-      username: "u",
-      password: "p",
-      token: "t",
-    });
+describe("connection settings: one credential policy", () => {
+  const URI = "http://mlflow:5000";
+  const ENV_BASIC = { MLFLOW_TRACKING_USERNAME: "env-user", MLFLOW_TRACKING_PASSWORD: "env-pass" };
+  const ENV_TOKEN = { MLFLOW_TRACKING_TOKEN: "env-token" };
+  const basic = (username: string, password: string) => ({
+    kind: "basic" as const,
+    username,
+    password,
+  });
+  // [case, input, environment, expected credentials, expected source]
+  const table: [string, MlflowConnectionInput, NodeJS.ProcessEnv, ResolvedAuth, string][] = [
+    [
+      "args win over the environment",
+      { trackingUri: URI, auth: { username: "u", password: "p" } },
+      { ...ENV_BASIC, ...ENV_TOKEN },
+      basic("u", "p"),
+      "auth",
+    ],
+    [
+      "an args token wins over env basic",
+      { trackingUri: URI, auth: { token: "t" } },
+      ENV_BASIC,
+      { kind: "token", token: "t" },
+      "auth",
+    ],
+    [
+      "sources never mix: args basic, env token ignored",
+      { trackingUri: URI, auth: { username: "u", password: "p" } },
+      ENV_TOKEN,
+      basic("u", "p"),
+      "auth",
+    ],
+    [
+      "basic wins over a token in one source (as MLflow)",
+      { trackingUri: URI, auth: { username: "u", password: "p", token: "t" } },
+      {},
+      basic("u", "p"),
+      "auth",
+    ],
+    [
+      "env fallback: basic",
+      { trackingUri: URI },
+      ENV_BASIC,
+      basic("env-user", "env-pass"),
+      "environment",
+    ],
+    [
+      "env fallback: token",
+      { trackingUri: URI },
+      ENV_TOKEN,
+      { kind: "token", token: "env-token" },
+      "environment",
+    ],
+    [
+      "env fallback: basic wins over token",
+      { trackingUri: URI },
+      { ...ENV_BASIC, ...ENV_TOKEN },
+      basic("env-user", "env-pass"),
+      "environment",
+    ],
+    [
+      "empty args count as unset",
+      { trackingUri: URI, auth: { username: "", password: "", token: "" } },
+      ENV_TOKEN,
+      { kind: "token", token: "env-token" },
+      "environment",
+    ],
+    [
+      "credentials in the URI come before the environment",
+      { trackingUri: "http://ann:s%40cret@mlflow:5000/" },
+      ENV_TOKEN,
+      basic("ann", "s@cret"),
+      "trackingUri",
+    ],
+    [
+      "args come before credentials in the URI",
+      { trackingUri: "http://ann:x@mlflow:5000", auth: { token: "t" } },
+      {},
+      { kind: "token", token: "t" },
+      "auth",
+    ],
+    ["nothing anywhere", { trackingUri: URI }, {}, { kind: "none" }, "none"],
+  ];
+  it.each(table)("%s", (_case, input, env, auth, source) => {
+    const conn = resolveConnection(input, env);
+    expect(conn).toEqual({ baseUrl: "http://mlflow:5000", auth, source });
+  });
+
+  it("falls back to MLFLOW_TRACKING_URI, and an explicit URI wins", () => {
+    expect(resolveConnection({}, { MLFLOW_TRACKING_URI: "http://env:1/" }).baseUrl).toBe(
+      "http://env:1",
+    );
     expect(
-      resolveConnection({ trackingUri: "http://other:1", username: "x" }, env).trackingUri,
-    ).toBe("http://other:1");
+      resolveConnection({ trackingUri: "http://arg:2" }, { MLFLOW_TRACKING_URI: "http://env:1" })
+        .baseUrl,
+    ).toBe("http://arg:2");
   });
 
   it("requires a tracking URI", () => {
     expect(() => resolveConnection({}, {})).toThrow(
       "MLflow tracking URI is not set: pass trackingUri or set MLFLOW_TRACKING_URI",
+    );
+  });
+
+  it("refuses half a basic credential, naming the setting and not the value", () => {
+    expect(() =>
+      resolveConnection({ trackingUri: URI, auth: { username: "u" } }, ENV_TOKEN),
+    ).toThrow("MLflow credentials: auth.username is set but auth.password is not");
+    expect(() =>
+      resolveConnection({ trackingUri: URI, auth: { password: "hidden-1" } }, {}),
+    ).toThrow("MLflow credentials: auth.password is set but auth.username is not");
+    expect(() =>
+      resolveConnection({ trackingUri: URI }, { MLFLOW_TRACKING_PASSWORD: "x" }),
+    ).toThrow(
+      "MLflow credentials: MLFLOW_TRACKING_PASSWORD is set but MLFLOW_TRACKING_USERNAME is not",
+    );
+    expect(() => resolveConnection({ trackingUri: "http://ann@mlflow:5000" }, {})).toThrow(
+      "MLflow credentials: the user in trackingUri is set but a password in trackingUri is not",
     );
   });
 
@@ -61,12 +159,34 @@ describe("connection settings", () => {
     expect(() => splitCredentials("ftp://mlflow")).toThrow(
       'MLflow tracking URI must be http(s), got "ftp:" in mlflow',
     );
+    expect(() => splitCredentials("http://ann:secret-1@")).toThrow(
+      "MLflow tracking URI is not a valid URL",
+    );
   });
 
   it("builds bearer and basic authorization", () => {
-    expect(authorizationHeader({ token: "tok", username: "u", password: "p" })).toBe("Bearer tok");
-    expect(authorizationHeader({ username: "u", password: "p" })).toBe("Basic dTpw");
-    expect(authorizationHeader({ username: "u" })).toBeUndefined();
+    expect(authorizationHeader({ kind: "token", token: "tok" })).toBe("Bearer tok");
+    expect(authorizationHeader(basic("u", "p"))).toBe("Basic dTpw");
+    expect(authorizationHeader({ kind: "none" })).toBeUndefined();
+  });
+
+  it("hands child processes exactly the resolved credentials", () => {
+    expect(
+      mlflowTrackingEnv(
+        resolveConnection({ trackingUri: "http://ann:pw@mlflow:5000/" }, ENV_TOKEN),
+      ),
+    ).toEqual({
+      MLFLOW_TRACKING_URI: "http://mlflow:5000",
+      MLFLOW_TRACKING_USERNAME: "ann",
+      MLFLOW_TRACKING_PASSWORD: "pw",
+    });
+    expect(mlflowTrackingEnv(resolveConnection({ trackingUri: URI }, ENV_TOKEN))).toEqual({
+      MLFLOW_TRACKING_URI: URI,
+      MLFLOW_TRACKING_TOKEN: "env-token",
+    });
+    expect(mlflowTrackingEnv(resolveConnection({ trackingUri: URI }, {}))).toEqual({
+      MLFLOW_TRACKING_URI: URI,
+    });
   });
 });
 
@@ -106,7 +226,10 @@ describe("MLflow client against a scripted server", () => {
       { status: 404, body: { error_code: "RESOURCE_DOES_NOT_EXIST", message: "no such model" } },
     ]);
     try {
-      const client = createMlflowClient({ trackingUri: srv.url, username: "u", password: "p" });
+      const client = createMlflowClient({
+        trackingUri: srv.url,
+        auth: { username: "u", password: "p" },
+      });
       const err = await client
         .call("GET", "/api/2.0/mlflow/registered-models/get", {
           query: { name: "m" },
@@ -129,6 +252,30 @@ describe("MLflow client against a scripted server", () => {
         auth: "Basic dTpw",
       });
     } finally {
+      await srv.close();
+    }
+  });
+
+  it("sends the resource's credentials even when the environment holds others", async () => {
+    const srv = await scriptedServer([
+      { status: 200, body: {} },
+      { status: 200, body: {} },
+    ]);
+    const saved = process.env.MLFLOW_TRACKING_TOKEN;
+    process.env.MLFLOW_TRACKING_TOKEN = "operator-token";
+    try {
+      await createMlflowClient({
+        trackingUri: srv.url,
+        auth: { username: "u", password: "p" },
+      }).call("GET", "/a");
+      await createMlflowClient({ trackingUri: srv.url }).call("GET", "/b");
+      expect(srv.seen.map((r) => r.auth)).toEqual(["Basic dTpw", "Bearer operator-token"]);
+    } finally {
+      if (saved === undefined) {
+        delete process.env.MLFLOW_TRACKING_TOKEN;
+      } else {
+        process.env.MLFLOW_TRACKING_TOKEN = saved;
+      }
       await srv.close();
     }
   });
