@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import * as path from "path";
 import { LocalMlflowServer } from "../providers/localMlflowServer";
 import { MlflowAuth } from "../providers/modelVersionCore";
 
@@ -21,6 +22,8 @@ export interface MlflowServerArgs {
   readonly username?: pulumi.Input<string>;
   /** Basic-auth password; a local server is started with MLflow's basic-auth app. Keep it secret. */
   readonly password?: pulumi.Input<string>;
+  /** Environment variable names the local server gets from the deploying environment (default []). */
+  readonly passEnv?: pulumi.Input<pulumi.Input<string>[]>;
 }
 
 /** An MLflow tracking server and model registry: started here (`local`) or an existing one. */
@@ -29,6 +32,9 @@ export class MlflowServer extends pulumi.ComponentResource {
   public readonly trackingUri: pulumi.Output<string>;
   /** Credentials for the server, secret (undefined without auth). */
   public readonly auth: pulumi.Output<MlflowAuth | undefined>;
+  /** Which registry this is: `local:<data directory>` for the local server (a new data directory is a
+   * new, empty registry), the tracking URI for an existing server. Pass it to every ModelVersion. */
+  public readonly registryId: pulumi.Output<string>;
 
   constructor(name: string, args: MlflowServerArgs, opts?: pulumi.ComponentResourceOptions) {
     super("modelserving:mlflow:MlflowServer", name, {}, opts);
@@ -53,22 +59,35 @@ export class MlflowServer extends pulumi.ComponentResource {
     this.auth = auth ?? pulumi.output(undefined);
 
     if (args.mode === "local") {
+      const host = args.host ?? "127.0.0.1";
+      const port = args.port ?? 5000;
       const server = new LocalMlflowServer(
         `${name}-server`,
         {
           mlflowBin: args.mlflowBin!,
-          host: args.host ?? "127.0.0.1",
-          port: args.port ?? 5000,
+          host,
+          port,
           dataDir: args.dataDir!,
           startTimeoutSeconds: args.startTimeoutSeconds ?? 120,
           auth,
+          passEnv: args.passEnv ?? [],
         },
         { parent: this },
       );
-      this.trackingUri = server.trackingUri;
+      // The URL follows from host and port, so it is known during preview even while the server is
+      // being updated (its own `trackingUri` output is unknown then, and everything using it would
+      // preview as changed). `server.urn` is known in preview too and keeps the dependency: whatever
+      // uses the URL waits for the server.
+      this.trackingUri = pulumi.all([host, port, server.urn]).apply(([h, p]) => `http://${h}:${p}`);
+      this.registryId = pulumi.output(args.dataDir!).apply((d) => `local:${path.resolve(d)}`);
     } else {
       this.trackingUri = pulumi.output(args.trackingUri!);
+      this.registryId = this.trackingUri.apply((u) => u.replace(/\/+$/, ""));
     }
-    this.registerOutputs({ trackingUri: this.trackingUri, auth: this.auth });
+    this.registerOutputs({
+      trackingUri: this.trackingUri,
+      auth: this.auth,
+      registryId: this.registryId,
+    });
   }
 }
