@@ -179,6 +179,24 @@ describe("index.ts with cloud targets under mocks", () => {
     expect(Object.keys(component.state.toJavaScript())).toEqual(["endpoints"]);
   });
 
+  it("CloudServing checks its targets with the config's schema and format", async () => {
+    const { CloudServing } = await import("../../components/cloudServing");
+    expect(
+      () =>
+        new CloudServing("bad", {
+          modelName: "bad",
+          version: "1",
+          trackingUri: "http://127.0.0.1:5000",
+          mlflowBin: "/bin/mlflow",
+          targets: { sagemakr: {} } as never,
+        }),
+    ).toThrow(
+      new Error(
+        "CloudServing bad: targets.sagemakr: unknown key; expected one of sagemaker, azureml",
+      ),
+    );
+  });
+
   it("keys the endpoint map by model and target, and keeps it secret (AzureML keys)", () => {
     expect(Object.keys(endpoints).sort()).toEqual(["iris", "iris/azureml", "iris/sagemaker"]);
     expect(endpoints["iris/sagemaker"]).toMatchObject({ target: "sagemaker", version: "4" });
