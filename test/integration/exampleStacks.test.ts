@@ -45,7 +45,11 @@ describeReal("example stack files", () => {
       { projectDir: repoRoot, stack: "dev" },
     );
     expect(parsed.mlflow).toMatchObject({ mode: "local", port: 5000, deployMode: "local" });
-    expect(parsed.models[0]).toMatchObject({ aliases: ["champion"], serve: { host: "127.0.0.1" } });
+    expect(parsed.models[0]).toMatchObject({
+      aliases: ["champion"],
+      serve: { host: "127.0.0.1" },
+      keepInRegistry: false,
+    });
   });
 
   it("the cloud examples carry their targets", () => {
@@ -59,5 +63,7 @@ describeReal("example stack files", () => {
     expect(Object.keys(parse(sm).targets ?? {})).toEqual(["sagemaker"]);
     expect(Object.keys(parse(az).targets ?? {})).toEqual(["azureml"]);
     expect(parse(sm).serve).toBe(false);
+    // A shared (existing) registry keeps the versions on destroy unless the stack says otherwise.
+    expect([parse(sm).keepInRegistry, parse(az).keepInRegistry]).toEqual([true, true]);
   });
 });
