@@ -19,6 +19,7 @@ const mlflow = new MlflowServer("mlflow", {
   trackingUri: cfg.mlflow.trackingUri,
   username: cfg.mlflow.username,
   password: cfg.mlflowPassword,
+  passEnv: cfg.mlflow.passEnv,
 });
 
 const models = cfg.models.map(

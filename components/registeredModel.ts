@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { ModelDeployment } from "../providers/modelDeployment";
 import { sourceProblem } from "../config/modelSource";
 import { hashSource } from "../providers/modelSource";
-import { MlflowAuth } from "../providers/modelVersionCore";
+import type { MlflowAuth } from "../providers/mlflow/connection";
 import { ModelVersion } from "../providers/modelVersion";
 import { EndpointEntry } from "./endpoint";
 import { sampleRequestBody } from "./sampleInput";

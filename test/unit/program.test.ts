@@ -64,7 +64,11 @@ pulumi.runtime.setMocks(
 );
 pulumi.runtime.setAllConfig(
   {
-    "model-serving:mlflow": JSON.stringify({ port: 5100, dataDir: "/data/mlflow" }),
+    "model-serving:mlflow": JSON.stringify({
+      port: 5100,
+      dataDir: "/data/mlflow",
+      passEnv: ["HF_TOKEN"],
+    }),
     "model-serving:models": JSON.stringify([
       { name: "iris", source: modelDir, aliases: ["champion"], tags: { owner: "platform" } },
       { name: "registry-only", source: "runs:/abc/model", serve: false, keepInRegistry: true },
@@ -112,6 +116,7 @@ describe("index.ts under mocks", () => {
       port: 5100,
       dataDir: "/data/mlflow",
       startTimeoutSeconds: 120,
+      passEnv: ["HF_TOKEN"],
       // Pulumi's wire form of a secret: the engine encrypts it in state.
       auth: {
         [SECRET_SIG]: SECRET_VALUE,
@@ -149,6 +154,7 @@ describe("index.ts under mocks", () => {
       mlflowBin: "/cache/venv/bin/mlflow",
       runDir: "/cache/run/mockstack",
       startTimeoutSeconds: 300,
+      passEnv: ["HF_TOKEN"],
     });
     expect(server.inputs.port).toBeUndefined();
   });
