@@ -61,6 +61,7 @@ cfg.models.forEach((m, i) => {
       modelName: m.name,
       version: models[i].version,
       trackingUri: mlflow.trackingUri,
+      auth: mlflow.auth,
       mlflowBin: cfg.mlflowBin,
       targets: m.targets,
     });

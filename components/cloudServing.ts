@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { parseCloudTargets, type CloudTargetsConfig } from "../config/cloudTargets";
+import type { MlflowAuth } from "../providers/mlflow/connection";
 import { AzureMlEndpoint } from "./azureMlEndpoint";
 import { azureMlArgsFromConfig, sageMakerArgsFromConfig } from "./cloudTargets";
 import type { CloudEndpointEntry } from "./endpoint";
@@ -16,6 +17,8 @@ export interface CloudServingArgs {
   readonly version: pulumi.Input<string>;
   /** Tracking server the scorer images export the model from. */
   readonly trackingUri: pulumi.Input<string>;
+  /** The stack's MLflow credentials (secret), for the model export. */
+  readonly auth?: pulumi.Input<MlflowAuth | undefined>;
   /** The `mlflow` executable used to export the model. */
   readonly mlflowBin: string;
   /** The model's `targets` config (schema: config/cloudTargets.ts). */
@@ -47,6 +50,7 @@ export class CloudServing extends pulumi.ComponentResource {
     const imageArgs = {
       modelName: model,
       trackingUri: args.trackingUri,
+      auth: args.auth,
       mlflowBin: args.mlflowBin,
     };
 

@@ -4,6 +4,7 @@ import * as aws from "@pulumi/aws";
 import * as containerregistry from "@pulumi/azure-native/containerregistry";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
+import type { MlflowAuth } from "../providers/mlflow/connection";
 import { hashScorerFiles, ModelExport } from "../providers/modelExport";
 
 /** Where the scorer image goes. */
@@ -27,8 +28,10 @@ export interface ScorerImageArgs {
   readonly modelName: pulumi.Input<string>;
   /** Registered model version to bake into the image. */
   readonly modelVersion: pulumi.Input<string>;
-  /** MLflow tracking URI to download the model from (secret if it embeds credentials). */
+  /** MLflow tracking URI to download the model from (no credentials in it). */
   readonly trackingUri: pulumi.Input<string>;
+  /** MLflow credentials (secret); without them MLFLOW_TRACKING_* of the provider process apply. */
+  readonly auth?: pulumi.Input<MlflowAuth | undefined>;
   /** Path of the `mlflow` executable in the project's venv. */
   readonly mlflowBin: pulumi.Input<string>;
   /** Registry kind: "ecr" (AWS) or "acr" (Azure). */
@@ -146,6 +149,7 @@ export class ScorerImage extends pulumi.ComponentResource {
         modelName: args.modelName,
         modelVersion: args.modelVersion,
         trackingUri: args.trackingUri,
+        auth: args.auth,
         mlflowBin: args.mlflowBin,
         scorerDir,
         scorerHash: hashScorerFiles(scorerDir),

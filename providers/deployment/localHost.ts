@@ -1,4 +1,5 @@
 import * as path from "path";
+import { mlflowTrackingEnv, resolveConnection } from "../mlflow/connection";
 import * as proc from "../process";
 import { serverEnvironment } from "../process/env";
 import { DeploymentArgs, DeploymentState, ServerHealth, ServingHost } from "./types";
@@ -98,12 +99,11 @@ export function localServingHost(): ServingHost {
         base: process.env,
         mlflowBin: args.mlflowBin,
         passEnv: args.passEnv,
-        set: {
-          MLFLOW_TRACKING_URI: args.trackingUri,
-          MLFLOW_TRACKING_USERNAME: args.auth?.username,
-          MLFLOW_TRACKING_PASSWORD: args.auth?.password,
-          MLFLOW_TRACKING_TOKEN: args.auth?.token,
-        },
+        // The one credential policy (providers/mlflow/connection.ts): the auth input, else the
+        // provider's MLFLOW_TRACKING_* credentials; the server gets exactly the resolved ones.
+        set: mlflowTrackingEnv(
+          resolveConnection({ trackingUri: args.trackingUri, auth: args.auth }, process.env),
+        ),
       });
       const handle = proc.spawnDetached(args.mlflowBin, serveArgs(args, port), {
         env,
