@@ -22,12 +22,15 @@ const modelVersionProvider: pulumi.dynamic.ResourceProvider = {
     return state ? { id, props: state } : { id: "", props: {} };
   },
   async delete(id, props) {
-    await core.deleteModelVersion(props);
+    await core.deleteModelVersion(props, (msg) => console.log(`registry: ${msg}`));
   },
 };
 
 export interface ModelVersionResourceArgs {
   trackingUri: pulumi.Input<string>;
+  /** Identifies the registry behind `trackingUri` (for a local server: its data directory; for an
+   * existing server: its URL); another value registers anew. Default: `trackingUri`. */
+  registryId?: pulumi.Input<string>;
   auth?: pulumi.Input<core.MlflowAuth | undefined>;
   name: pulumi.Input<string>;
   source: pulumi.Input<string>;
@@ -57,6 +60,9 @@ export class ModelVersion extends pulumi.dynamic.Resource {
         runId: undefined,
         storageSource: undefined,
         ...args,
+        registryId: args.registryId ?? args.trackingUri,
+        // The claim tag's owner: create never adopts a version another owner registered.
+        owner: `${pulumi.getProject()}/${pulumi.getStack()}/${name}`,
       },
       pulumi.mergeOptions(opts, { additionalSecretOutputs: ["auth"] }),
       "modelserving",

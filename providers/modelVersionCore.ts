@@ -1,5 +1,5 @@
 import * as crypto from "crypto";
-import { diffByKeys } from "./diffKeys";
+import { containsUnknown, diffByKeys } from "./diffKeys";
 import { createMlflowClient, MlflowClient } from "./mlflow/client";
 import { MlflowError } from "./mlflow/errors";
 import * as registry from "./mlflow/registry";
@@ -11,14 +11,22 @@ import { hashSource, isSourceUri, sourceProblem } from "./modelSource";
  * Contract
  * - id: `<model name>/<version>`.
  * - replace: a new `sourceHash` (the model changed), a new `registration` counter (re-register the same
- *   source), another `name` or `trackingUri`. The replacement registers a new version first, then the old
- *   version is deleted, unless the replacement adopted that very version (same source and counter in the
- *   same registry, e.g. reached through another tracking URI): each create claims its version with a
- *   tag, and delete leaves a version claimed by another resource alone.
- * - update in place: aliases, tags, description, credentials, timeouts.
- * - delete: deletes the version; when the registered model was created by this project (tag
- *   `model_serving.managed`) and has no versions left, deletes it too. Use `retainOnDelete` to keep it.
- * - read: reports the version as gone when MLflow no longer has it.
+ *   source), another `name` or `registryId` (another registry: a local server's new data directory, or
+ *   another existing server). The replacement registers a new version first, then the old version is
+ *   deleted, unless the replacement adopted that very version (same source and counter in the same
+ *   registry, an earlier attempt of the same `owner`).
+ * - update in place: aliases, tags, description, credentials, timeouts, and `trackingUri` (the same
+ *   registry reached at another URL, e.g. the local server moved to another port).
+ * - Values unknown during preview are "maybe update", never replace (providers/diffKeys.ts).
+ * - Claims: each create tags its version `model_serving.claim = <owner> <random>` and keeps the claim in
+ *   state. A version carrying another claim belongs to someone else (another stack, or the resource that
+ *   replaced this one): create does not adopt it when another owner claimed it, read reports this
+ *   resource's version gone, delete leaves it alone.
+ * - delete: deletes the version, unless it is absent (a no-op: a new, empty registry), claimed by
+ *   someone else, or carries an alias this resource did not set; each skip is logged. When the
+ *   registered model was created by this project (tag `model_serving.managed`) and has no versions left,
+ *   deletes it too. Use `retainOnDelete` (config `keepInRegistry`) to keep versions.
+ * - read: reports the version as gone when MLflow no longer has it or it is no longer ours.
  */
 
 export interface MlflowAuth {
@@ -29,6 +37,11 @@ export interface MlflowAuth {
 
 export interface ModelVersionArgs {
   trackingUri: string;
+  /** Identifies the registry behind `trackingUri` (a local server's data directory, an existing
+   * server's URL): another one replaces. Missing in states written before it existed. */
+  registryId?: string;
+  /** Who registers: `<project>/<stack>/<resource name>`, the first part of the claim tag. */
+  owner?: string;
   /** Secret. Falls back to the MLFLOW_TRACKING_* environment of the provider process. */
   auth?: MlflowAuth;
   name: string;
@@ -57,8 +70,37 @@ export interface ModelVersionState extends ModelVersionArgs {
 export const TAG_SOURCE_HASH = "model_serving.source_hash";
 export const TAG_REGISTRATION = "model_serving.registration";
 export const TAG_MANAGED = "model_serving.managed";
-/** Which resource instance owns a version (a random token per create, kept in its state). */
+/** Which resource instance owns a version (`<owner> <random token>` per create, kept in its state). */
 export const TAG_CLAIM = "model_serving.claim";
+
+/** Who claimed a version: the owner part of its claim tag (undefined for a bare token or no tag). */
+export function claimOwner(claim: string | undefined): string | undefined {
+  const space = claim?.lastIndexOf(" ") ?? -1;
+  return space > 0 ? claim!.slice(0, space) : undefined;
+}
+
+/** Why `v` is not the version `state` registered (claimed by someone else, or another version with
+ * the same number), or undefined when it is ours. A version without a claim tag (state written before
+ * claims, or a create interrupted before it tagged) is ours when it carries our source and counter. */
+export function notOursReason(
+  v: registry.ModelVersionInfo,
+  state: Pick<ModelVersionState, "claim" | "owner" | "sourceHash" | "registration">,
+): string | undefined {
+  const claim = tagValue(v, TAG_CLAIM);
+  if (claim !== undefined) {
+    if (claim === state.claim) {
+      return undefined;
+    }
+    const owner = claimOwner(claim);
+    return owner !== undefined && owner === state.owner
+      ? `the resource that replaced this one claimed it (tag ${TAG_CLAIM})`
+      : `it is claimed by ${owner ?? "another resource"} (tag ${TAG_CLAIM})`;
+  }
+  const ours =
+    tagValue(v, TAG_SOURCE_HASH) === state.sourceHash &&
+    tagValue(v, TAG_REGISTRATION) === String(state.registration);
+  return ours ? undefined : "it is not the version this resource registered (another source)";
+}
 
 export function modelVersionId(name: string, version: string): string {
   return `${name}/${version}`;
@@ -83,12 +125,16 @@ export async function createModelVersion(
   const client = clientFor(args);
   const registration = String(args.registration);
 
-  const existing = (await registry.searchModelVersions(client, args.name)).find(
-    (v) =>
+  // Adopt what an earlier attempt of this resource registered; never another owner's version.
+  const existing = (await registry.searchModelVersions(client, args.name)).find((v) => {
+    const owner = claimOwner(tagValue(v, TAG_CLAIM));
+    return (
       tagValue(v, TAG_SOURCE_HASH) === args.sourceHash &&
       tagValue(v, TAG_REGISTRATION) === registration &&
-      v.status !== "FAILED_REGISTRATION",
-  );
+      v.status !== "FAILED_REGISTRATION" &&
+      (owner === undefined || owner === args.owner)
+    );
+  });
   let version: registry.ModelVersionInfo;
   if (existing) {
     log(
@@ -110,7 +156,7 @@ export async function createModelVersion(
 
   const outs: ModelVersionState = {
     ...args,
-    claim: crypto.randomUUID(),
+    claim: `${args.owner ?? "unknown"} ${crypto.randomUUID()}`,
     version: version.version,
     modelUri: `models:/${args.name}/${version.version}`,
     runId: version.run_id ?? "",
@@ -209,8 +255,9 @@ async function waitUntilReady(
   }
 }
 
-const REPLACE_KEYS = ["name", "trackingUri", "sourceHash", "registration"] as const;
+const REPLACE_KEYS = ["name", "registryId", "sourceHash", "registration"] as const;
 const UPDATE_KEYS = [
+  "trackingUri",
   "source",
   "aliases",
   "tags",
@@ -227,13 +274,18 @@ export function diffModelVersion(
 ): { changes: boolean; replaces: string[]; deleteBeforeReplace: boolean } {
   // Register first, delete the old version after: a bad new input (say an unreachable tracking URI)
   // then fails before anything the stack had is gone. See `claim` for the same-registry case.
-  return diffByKeys<ModelVersionArgs, keyof ModelVersionArgs>(
-    olds,
+  // A state written before `registryId` existed: the same URL is taken as the same registry (the
+  // new id is recorded in place), another URL as another registry, as the URL alone decided before.
+  const legacy = olds.registryId === undefined && news.registryId !== undefined;
+  const sameUrl = olds.trackingUri === news.trackingUri || containsUnknown(news.trackingUri);
+  const diff = diffByKeys<ModelVersionArgs, keyof ModelVersionArgs>(
+    legacy ? { ...olds, registryId: sameUrl ? news.registryId : olds.trackingUri } : olds,
     news,
     REPLACE_KEYS,
     UPDATE_KEYS,
     false,
   );
+  return legacy ? { ...diff, changes: true } : diff;
 }
 
 /** Applies alias, tag and description changes to the existing version. */
@@ -263,7 +315,8 @@ export async function updateModelVersion(
   return { ...olds, ...news };
 }
 
-/** What MLflow really has: undefined when the version is gone. Aliases are re-read from MLflow so a
+/** What MLflow really has: undefined when the version is gone (or the version of that number is not
+ * ours: claimed by someone else, e.g. in a new registry after the data directory moved). Aliases are re-read from MLflow so a
  * refresh shows an alias moved by hand. While the tracking server is unreachable (a local server
  * after a reboot, which the same refresh reports gone) the version is kept as it was: nothing can be
  * verified, and the server's data directory still holds it. */
@@ -279,7 +332,7 @@ export async function readModelVersion(
     }
     throw err;
   }
-  if (!v) {
+  if (!v || notOursReason(v, state) !== undefined) {
     return undefined;
   }
   const ownAliases = (v.aliases ?? []).filter((a) => state.aliases.includes(a));
@@ -287,19 +340,46 @@ export async function readModelVersion(
 }
 
 /** Deletes the version and, if this project created the registered model and it is now empty, the
- * model. A version already deleted out of band is fine. */
-export async function deleteModelVersion(state: ModelVersionState): Promise<void> {
+ * model. Leaves alone (and says so in `log`) a version that is absent (deleted out of band, or a new
+ * registry), claimed by someone else (another stack, or the resource that replaced this one), or
+ * that carries an alias this resource did not set (someone relies on it). */
+export async function deleteModelVersion(
+  state: ModelVersionState,
+  log: (msg: string) => void = () => undefined,
+): Promise<void> {
   const client = clientFor(state);
+  const label = `${state.name} version ${state.version}`;
   const current = await registry.getModelVersion(client, state.name, state.version);
-  const claim = current?.tags?.find((t) => t.key === TAG_CLAIM)?.value;
-  if (claim !== undefined && state.claim !== undefined && claim !== state.claim) {
-    return; // adopted by the resource that replaced this one: it is theirs now
+  if (!current) {
+    log(`${label} is already gone from ${client.baseUrl}; nothing to delete`);
+    await deleteModelIfEmpty(client, state.name);
+    return;
+  }
+  const notOurs = notOursReason(current, state);
+  if (notOurs !== undefined) {
+    log(`keeping ${label} in the registry: ${notOurs}`);
+    return;
+  }
+  const foreign = (current.aliases ?? []).filter((a) => !state.aliases.includes(a)).sort();
+  if (foreign.length > 0) {
+    const list = foreign.map((a) => `"${a}"`).join(", ");
+    log(
+      `keeping ${label} in the registry: it carries ${foreign.length === 1 ? "alias" : "aliases"} ` +
+        `${list} that this stack did not set`,
+    );
+    return;
   }
   await registry.deleteModelVersion(client, state.name, state.version);
-  const model = await registry.getRegisteredModel(client, state.name);
+  await deleteModelIfEmpty(client, state.name);
+}
+
+/** Deletes the registered model when this project created it (tag model_serving.managed) and it has
+ * no versions left. */
+async function deleteModelIfEmpty(client: MlflowClient, name: string): Promise<void> {
+  const model = await registry.getRegisteredModel(client, name);
   const managed = model?.tags?.some((t) => t.key === TAG_MANAGED && t.value === "true");
-  if (model && managed && (await registry.searchModelVersions(client, state.name)).length === 0) {
-    await registry.deleteRegisteredModel(client, state.name);
+  if (model && managed && (await registry.searchModelVersions(client, name)).length === 0) {
+    await registry.deleteRegisteredModel(client, name);
   }
 }
 

@@ -7,7 +7,9 @@ import {
   serverCommand,
   serverId,
 } from "../../providers/mlflowServerCore";
+import { UNKNOWN } from "../../providers/diffKeys";
 import {
+  claimOwner,
   diffModelVersion,
   ModelVersionArgs,
   ModelVersionState,
@@ -16,6 +18,8 @@ import {
 
 const versionArgs: ModelVersionArgs = {
   trackingUri: "http://127.0.0.1:5000",
+  registryId: "local:/data/mlflow",
+  owner: "model-serving/dev/iris-version",
   name: "iris",
   source: "/models/iris",
   sourceHash: "sha256:aaa",
@@ -45,7 +49,28 @@ describe("ModelVersion diff: old outputs against new inputs", () => {
     ],
     ["registration counter re-registers", { registration: 2 }, true, ["registration"]],
     ["another model name", { name: "iris2" }, true, ["name"]],
-    ["another tracking server", { trackingUri: "http://other:5000" }, true, ["trackingUri"]],
+    ["another registry (new data dir)", { registryId: "local:/data/new" }, true, ["registryId"]],
+    [
+      "another existing server",
+      { trackingUri: "http://other:5000", registryId: "http://other:5000" },
+      true,
+      ["registryId"],
+    ],
+    [
+      "the same registry at another URL updates",
+      { trackingUri: "http://127.0.0.1:6000" },
+      true,
+      [],
+    ],
+    ["a tracking URI unknown in preview is a possible update", { trackingUri: UNKNOWN }, true, []],
+    ["a registry unknown in preview is a possible update", { registryId: UNKNOWN }, true, []],
+    [
+      "unknown source hash and URL in preview still never replace",
+      { sourceHash: UNKNOWN, trackingUri: UNKNOWN, name: UNKNOWN },
+      true,
+      [],
+    ],
+    ["a new owner (renamed stack) is not a change", { owner: "model-serving/prod/x" }, false, []],
     ["same content at another path updates", { source: "/elsewhere/iris" }, true, []],
     ["aliases update in place", { aliases: ["champion", "prod"] }, true, []],
     ["tags update in place", { tags: { owner: "ml" } }, true, []],
@@ -62,6 +87,36 @@ describe("ModelVersion diff: old outputs against new inputs", () => {
 
   it("uses <name>/<version> as id", () => {
     expect(modelVersionId("iris", "3")).toBe("iris/3");
+  });
+
+  // States written before registryId existed: the same URL is the same registry.
+  const legacy: ModelVersionState = { ...versionState, registryId: undefined };
+  it.each([
+    ["records the registry id in place at the same URL", {}, true, []],
+    [
+      "replaces at another URL",
+      { trackingUri: "http://other:5000", registryId: "http://other:5000" },
+      true,
+      ["registryId"],
+    ],
+    ["records it in place while the URL is unknown", { trackingUri: UNKNOWN }, true, []],
+  ] as [string, Partial<ModelVersionArgs>, boolean, string[]][])(
+    "legacy state: %s",
+    (_t, change, changes, replaces) => {
+      expect(diffModelVersion(legacy, { ...versionArgs, ...change })).toEqual({
+        changes,
+        replaces,
+        deleteBeforeReplace: false,
+      });
+    },
+  );
+
+  it("reads the owner out of a claim tag", () => {
+    expect(claimOwner("model-serving/dev/iris-version 1b2c")).toBe(
+      "model-serving/dev/iris-version",
+    );
+    expect(claimOwner("1b2c-3d4e")).toBeUndefined();
+    expect(claimOwner(undefined)).toBeUndefined();
   });
 });
 
@@ -94,6 +149,13 @@ describe("ModelDeployment diff", () => {
     ["another host moves the endpoint", { host: "0.0.0.0" }, true, ["host"]],
     ["another deploy mode replaces", { mode: "agent" }, true, ["mode"]],
     ["a longer start deadline is only recorded", { startTimeoutSeconds: 600 }, true, []],
+    [
+      "unknown tracking URI and model URI in preview: a possible update",
+      { trackingUri: UNKNOWN, modelUri: UNKNOWN },
+      true,
+      [],
+    ],
+    ["a port unknown in preview is a possible update", { port: UNKNOWN as never }, true, []],
   ];
   it.each(cases)("%s", (_t, change, changes, replaces) => {
     expect(diffDeployment(deployState, { ...deployArgs, ...change })).toEqual({
