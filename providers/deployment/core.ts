@@ -10,8 +10,17 @@ import { DeploymentArgs, DeploymentState, DeployMode, ServingHost } from "./type
  * Contract
  * - id: `<host>:<port>` of the model server.
  * - replace: another deploy mode, host or fixed port (the URL changes).
- * - update in place: a new model URI (a new version), tracking URI, credentials or executable: the
- *   server is restarted on the same port, so the URL stays the same.
+ * - update in place, restarting the server on the same port (the URL stays the same): a new model URI
+ *   (a new version), executable or passEnv (the server's environment). Only these restart it.
+ * - update in place without a restart: trackingUri and auth (the server downloaded the model when it
+ *   started; the connection only matters for a new download, so it is recorded for the next start),
+ *   portRangeStart, runDir, startTimeoutSeconds.
+ * - a failed restart is not an outage: when the new server does not come up, the old version is started
+ *   again on the same port with the old state's arguments (if that fails and the connection changed
+ *   too, e.g. a rotated password, once more with the new connection), and the update fails with the
+ *   new server's last log lines. It fails with partial state (Pulumi's ErrorResourceInitFailed) that describes what
+ *   really runs (the old model URI, the new pid), so nothing is lost and the next `up` retries. Only when
+ *   the old version cannot start either does nothing serve (the error says so).
  * - create: crash-safe. The port is reserved machine-wide ($MODEL_SERVING_CACHE/locks/ports, shared by
  *   all stacks) with a record of what is started (command, model, the resource `owner`) written before
  *   the spawn and the pid + start identity right after. A create first adopts this resource's server
@@ -103,34 +112,107 @@ const UPDATE_KEYS = [
   "trackingUri",
   "auth",
   "mlflowBin",
+  "passEnv",
   "portRangeStart",
   "runDir",
   "startTimeoutSeconds",
 ] as const;
-/** Changes that need the server restarted (the others are only recorded). */
-const RESTART_KEYS = ["modelUri", "trackingUri", "auth", "mlflowBin"] as const;
+/** Changes that need the server restarted: what it serves, what runs it, its environment. The others
+ * (trackingUri and auth included: the model is already loaded) are only recorded. */
+export const RESTART_KEYS = ["modelUri", "mlflowBin", "passEnv"] as const;
+
+/** State written before passEnv existed has none: the same as []. Order and repeats do not matter. */
+function normalized<T extends Partial<DeploymentArgs>>(args: T): T {
+  const passEnv = args.passEnv;
+  if (passEnv === undefined || passEnv === null) {
+    return { ...args, passEnv: [] };
+  }
+  if (Array.isArray(passEnv) && passEnv.every((v) => typeof v === "string")) {
+    return { ...args, passEnv: [...new Set(passEnv)].sort() };
+  }
+  return args; // unknown during preview
+}
 
 export function diffDeployment(olds: DeploymentState, news: DeploymentArgs) {
   return diffByKeys<DeploymentArgs, keyof DeploymentArgs>(
-    olds,
-    news,
+    normalized(olds),
+    normalized(news),
     REPLACE_KEYS,
     UPDATE_KEYS,
     true,
   );
 }
 
+/** The keys of a state that describe the running process, not the deployment's arguments. */
+const PROCESS_KEYS = ["pid", "pgid", "startTicks", "servedPort", "baseUrl", "url", "logFile"];
+
+/** The arguments the running server was started with (everything else in the state is recorded, such as
+ * the provider key Pulumi keeps in it). */
+export function argsOfState(state: DeploymentState): DeploymentArgs {
+  const args: Record<string, unknown> = { ...state };
+  for (const key of PROCESS_KEYS) {
+    delete args[key];
+  }
+  return args as unknown as DeploymentArgs;
+}
+
+/**
+ * update: see the contract. A restart stops the old server (keeping the port's reservation), starts the
+ * new one on the same port, and on failure brings the old version back there before it fails.
+ */
 export async function updateDeployment(
   olds: DeploymentState,
   news: DeploymentArgs,
   log: (msg: string) => void = () => undefined,
 ): Promise<DeploymentState> {
-  if (changedKeys(olds, news, RESTART_KEYS).length === 0) {
+  if (changedKeys(normalized(olds), normalized(news), RESTART_KEYS).length === 0) {
     return { ...olds, ...news };
   }
   const host = servingHostFor(news.mode);
-  await host.stop(olds);
-  return host.start(news, olds.servedPort, log);
+  const port = olds.servedPort;
+  await host.stop(olds, { keepReservation: true });
+  let failure: string;
+  try {
+    return await host.start(news, port, log);
+  } catch (err) {
+    failure = (err as Error).message;
+  }
+  const baseUrl = `http://${news.host}:${port}`;
+  log(`${news.modelUri} did not start on ${baseUrl}: starting ${olds.modelUri} there again`);
+  // The old version with the old state's arguments; if the connection changed too (a rotated
+  // password makes the old one fail), once more with the new connection.
+  const oldArgs = argsOfState(olds);
+  const attempts = [oldArgs];
+  if (changedKeys(olds, news, ["trackingUri", "auth"]).length > 0) {
+    attempts.push({ ...oldArgs, trackingUri: news.trackingUri, auth: news.auth });
+  }
+  let restored: DeploymentState | undefined;
+  const restoreFailures: string[] = [];
+  for (const args of attempts) {
+    try {
+      restored = await host.start(args, port, log);
+      break;
+    } catch (err) {
+      restoreFailures.push((err as Error).message);
+    }
+  }
+  if (!restored) {
+    await host.releasePort(news, port).catch(() => undefined);
+    throw new Error(
+      `${news.modelUri} did not start on ${baseUrl}, and starting ${olds.modelUri} again failed ` +
+        `too, so nothing serves there now; the next \`pulumi up\` tries ${news.modelUri} again.\n` +
+        `The new server: ${failure}\nThe old version: ${restoreFailures.join("\n")}`,
+    );
+  }
+  const message =
+    `${news.modelUri} did not start on ${baseUrl}, so ${olds.modelUri} serves there again ` +
+    `(pid ${restored.pid}); the next \`pulumi up\` tries ${news.modelUri} again. ${failure}`;
+  // Partial state: the resource keeps describing what runs (the old version, its new process).
+  throw Object.assign(new Error(message), {
+    id: deploymentId(restored),
+    properties: restored,
+    reasons: [message],
+  });
 }
 
 /**

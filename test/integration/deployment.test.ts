@@ -1,3 +1,4 @@
+import * as fs from "fs";
 import * as net from "net";
 import * as path from "path";
 import {
@@ -30,10 +31,13 @@ if (skip) {
 const describeReal = skip ? describe.skip : describe;
 
 async function register(trackingUri: string, regularization: number, registration = 1) {
-  const source = demoModel(regularization);
+  return registerSource(trackingUri, "iris", demoModel(regularization), registration);
+}
+
+async function registerSource(trackingUri: string, name: string, source: string, registration = 1) {
   const { outs } = await createModelVersion({
     trackingUri,
-    name: "iris",
+    name,
     source,
     sourceHash: hashSource(source),
     aliases: [],
@@ -97,6 +101,82 @@ describeReal("model deployment on the MLflow host (deploy mode local)", () => {
       await deleteDeployment(outs).catch(() => undefined);
     }
   }, 600_000);
+
+  it("a new version that cannot start leaves the old one serving; auth changes do not restart", async () => {
+    const runDir = tempDir("deploy-fallback");
+    // Version 2 is a model whose python_function loader module does not exist: its server exits.
+    const broken = path.join(runDir, "broken-model");
+    fs.cpSync(demoModel(1.0), broken, { recursive: true });
+    const mlmodel = path.join(broken, "MLmodel");
+    fs.writeFileSync(
+      mlmodel,
+      fs
+        .readFileSync(mlmodel, "utf8")
+        .replace("loader_module: mlflow.sklearn", "loader_module: model_serving_missing_loader"),
+    );
+    const v1 = await registerSource(server!.trackingUri, "iris-fallback", demoModel(1.0));
+    const v2 = await registerSource(server!.trackingUri, "iris-fallback", broken);
+    expect([v1, v2]).toEqual(["models:/iris-fallback/1", "models:/iris-fallback/2"]);
+    const args: DeploymentArgs = {
+      mode: "local",
+      modelUri: v1,
+      trackingUri: server!.trackingUri,
+      host: "127.0.0.1",
+      portRangeStart: await freePort(),
+      mlflowBin,
+      runDir,
+      startTimeoutSeconds: 240,
+    };
+    const { outs } = await createDeployment(args);
+    let running = outs;
+    try {
+      const port = outs.servedPort;
+      const err = await updateDeployment(outs, { ...args, modelUri: v2 }).catch((e) => e);
+      expect(err).toBeInstanceOf(Error);
+      expect(err.message).toContain(
+        `models:/iris-fallback/2 did not start on http://127.0.0.1:${port}, so ` +
+          `models:/iris-fallback/1 serves there again (pid ${err.properties?.pid}); the next ` +
+          "`pulumi up` tries models:/iris-fallback/2 again. " +
+          `server for http://127.0.0.1:${port}/ping exited during start-up; last log lines:\n`,
+      );
+      // The new server's own last log lines: uvicorn's worker died loading the model.
+      expect(err.message).toMatch(
+        /uvicorn[^\n]*mlflow\.pyfunc\.scoring_server[\s\S]*Return code = 1/,
+      );
+      // Partial state (Pulumi's ErrorResourceInitFailed): the old version, its new process.
+      expect(err.id).toBe(`127.0.0.1:${port}`);
+      expect(err.reasons).toEqual([err.message]);
+      expect(err.properties).toMatchObject({
+        modelUri: v1,
+        servedPort: port,
+        url: outs.url,
+        trackingUri: server!.trackingUri,
+      });
+      expect(err.properties.pid).not.toBe(outs.pid);
+      running = err.properties;
+      expect(await postJson(outs.url, IRIS_ROW)).toEqual({
+        status: 200,
+        body: { predictions: [0] },
+      });
+      expect(await readDeployment(running)).toEqual(running);
+
+      // Only the connection changes (a rotated password, another URL of the same server): the model
+      // is loaded, so the same process keeps serving and the new values are recorded.
+      const reconnected = {
+        ...args,
+        trackingUri: server!.trackingUri.replace("127.0.0.1", "localhost"),
+        auth: { username: "admin", password: "rotated-Pa55word" },
+      };
+      const updated = await updateDeployment(running, reconnected);
+      expect(updated).toEqual({ ...running, ...reconnected });
+      expect(updated.pid).toBe(running.pid);
+      expect((await postJson(updated.url, IRIS_ROW)).status).toBe(200);
+    } finally {
+      await deleteDeployment(running).catch(() => undefined);
+      await deleteDeployment(outs).catch(() => undefined);
+      fs.rmSync(runDir, { recursive: true, force: true });
+    }
+  }, 900_000);
 
   it("refuses a fixed port held by a process it does not own", async () => {
     const squatter = net.createServer();
