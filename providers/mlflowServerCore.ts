@@ -2,6 +2,7 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import { diffByKeys } from "./diffKeys";
+import { createMlflowClient } from "./mlflow/client";
 import * as proc from "./process";
 import { passEnvProblem, serverEnvironment } from "./process/env";
 
@@ -12,7 +13,11 @@ import { passEnvProblem, serverEnvironment } from "./process/env";
  * Contract
  * - id: `<host>:<port>`.
  * - replace: another host, port or data directory (another URL or another registry).
- * - update in place: executable, auth or timeouts: the server restarts on the same port and data.
+ * - update in place (same port and data): a new executable or passEnv, turning basic auth on or off, or
+ *   another username restarts the server; a new password is changed through MLflow's user API with the
+ *   old one (PATCH users/update-password) and written to the ini, without a restart (MLflow reads the
+ *   ini's admin_password only when it creates the admin user); timeouts are only recorded. See
+ *   updateMlflowServer.
  * - delete: stops the server's process group and checks the port is released. `dataDir` is kept, so
  *   undeploying loses no registry data and the next `up` finds every model again.
  * - create: crash-safe. The port is reserved in the machine's lock directory ($MODEL_SERVING_CACHE/
@@ -76,20 +81,99 @@ export function serverCommand(args: MlflowServerArgs): string[] {
   return cmd;
 }
 
-/** MLflow's basic-auth settings, written 0600 into the data directory. */
+/** MLflow's basic-auth settings, written 0600 into the data directory. MLflow reads them with Python's
+ * configparser, whose interpolation treats `%` as special: every value escapes it (`%%`). MLflow reads
+ * `admin_password` only when it creates the admin user (the first start with basic auth on this data
+ * directory); a later password change goes through MLflow's user API (rotateAdminPassword). */
 export function basicAuthIni(
   dataDir: string,
   auth: { username: string; password: string },
 ): string {
+  const value = (v: string) => v.replace(/%/g, "%%");
   return [
     "[mlflow]",
     "default_permission = READ",
-    `database_uri = sqlite:///${path.join(path.resolve(dataDir), "basic_auth.db")}`,
-    `admin_username = ${auth.username}`,
-    `admin_password = ${auth.password}`,
+    `database_uri = ${value(`sqlite:///${path.join(path.resolve(dataDir), "basic_auth.db")}`)}`,
+    `admin_username = ${value(auth.username)}`,
+    `admin_password = ${value(auth.password)}`,
     "authorization_function = mlflow.server.auth:authenticate_request_basic_auth",
     "",
   ].join("\n");
+}
+
+/** Writes basicAuthIni to `<dataDir>/basic_auth.ini` (0600, also when it existed) and returns its path. */
+export function writeBasicAuthIni(
+  dataDir: string,
+  auth: { username: string; password: string },
+): string {
+  const iniPath = path.join(path.resolve(dataDir), "basic_auth.ini");
+  fs.writeFileSync(iniPath, basicAuthIni(dataDir, auth), { mode: 0o600 });
+  fs.chmodSync(iniPath, 0o600);
+  return iniPath;
+}
+
+/** MLflow's user API routes (mlflow/server/auth/routes.py, MLflow 3.17). */
+export const MLFLOW_USER_ROUTES = {
+  current: "/api/2.0/mlflow/users/current",
+  updatePassword: "/api/2.0/mlflow/users/update-password",
+} as const;
+
+/** True when MLflow at `trackingUri` accepts these basic-auth credentials, false on 401. */
+export async function credentialsAccepted(
+  trackingUri: string,
+  auth: { username: string; password: string },
+): Promise<boolean> {
+  const client = createMlflowClient({ trackingUri, auth, retries: 2, timeoutMs: 15_000 }, {});
+  try {
+    await client.call("GET", MLFLOW_USER_ROUTES.current, { idempotent: true });
+    return true;
+  } catch (err) {
+    if ((err as { status?: number }).status === 401) {
+      return false;
+    }
+    throw err;
+  }
+}
+
+/**
+ * Rotates the admin's password through MLflow's own user API: `PATCH users/update-password` as the
+ * admin with the previous password (MLflow wants `current_password` when users change their own).
+ * Idempotent: when MLflow already accepts the new password (an earlier update rotated it and failed
+ * later), nothing is sent. No password appears in a log line or error.
+ */
+export async function rotateAdminPassword(
+  trackingUri: string,
+  username: string,
+  previous: string,
+  next: string,
+  log: (msg: string) => void = () => undefined,
+): Promise<"rotated" | "already"> {
+  if (await credentialsAccepted(trackingUri, { username, password: next })) {
+    return "already";
+  }
+  if (!(await credentialsAccepted(trackingUri, { username, password: previous }))) {
+    throw new Error(
+      `model-serving:mlflowPassword: cannot change the password of MLflow user "${username}" at ` +
+        `${trackingUri}: MLflow accepts neither the previous nor the new password (was it changed ` +
+        "outside this stack?). Set mlflowPassword to the password MLflow has now, run `pulumi up`, " +
+        "then change it",
+    );
+  }
+  const client = createMlflowClient(
+    { trackingUri, auth: { username, password: previous }, retries: 2, timeoutMs: 30_000 },
+    {},
+  );
+  await client.call("PATCH", MLFLOW_USER_ROUTES.updatePassword, {
+    body: { username, password: next, current_password: previous },
+  });
+  if (!(await credentialsAccepted(trackingUri, { username, password: next }))) {
+    throw new Error(
+      `model-serving:mlflowPassword: MLflow at ${trackingUri} accepted the password change of user ` +
+        `"${username}" but still rejects the new password`,
+    );
+  }
+  log(`changed the password of MLflow user "${username}" through MLflow's user API`);
+  return "rotated";
 }
 
 /** The basic-auth app's CSRF key: random, made once per data dir and kept there (0600), so restarts
@@ -322,17 +406,76 @@ export function diffMlflowServer(olds: MlflowServerState, news: MlflowServerArgs
   );
 }
 
+/**
+ * update: see the contract.
+ * - A new password for the same user is changed in place through MLflow's user API (the running
+ *   server, or, when ours is not running, one started first), then the ini is rewritten; no restart.
+ *   MLflow reads the ini's `admin_password` only when it creates the admin user, so restarting with a
+ *   new ini alone would leave the old password in force (401 for the new one).
+ * - A new executable, passEnv, or turning basic auth on or off or another username restart the server
+ *   (MLflow creates a new admin user from the ini; an existing user of that name keeps its password).
+ *   After a restart with basic auth, the stack's credentials must work, else the update fails naming
+ *   the setting.
+ * - Timeouts alone are only recorded.
+ */
 export async function updateMlflowServer(
   olds: MlflowServerState,
   news: MlflowServerArgs,
   log: (msg: string) => void = () => undefined,
 ): Promise<MlflowServerState> {
-  if (
-    olds.mlflowBin === news.mlflowBin &&
-    JSON.stringify(olds.auth) === JSON.stringify(news.auth)
-  ) {
+  const sameEnv =
+    JSON.stringify([...new Set(olds.passEnv ?? [])].sort()) ===
+    JSON.stringify([...new Set(news.passEnv ?? [])].sort());
+  const sameAuthApp =
+    (olds.auth === undefined) === (news.auth === undefined) &&
+    olds.auth?.username === news.auth?.username;
+  const restart = olds.mlflowBin !== news.mlflowBin || !sameEnv || !sameAuthApp;
+  const rotate =
+    olds.auth !== undefined &&
+    news.auth !== undefined &&
+    sameAuthApp &&
+    olds.auth.password !== news.auth.password;
+  if (!restart && !rotate) {
     return { ...olds, ...news };
   }
-  await stopMlflowServer(olds);
-  return startMlflowServer(news, log);
+
+  let state: MlflowServerState = { ...olds, ...news };
+  let restarted = false;
+  if (rotate) {
+    if (!(await isMlflowServerRunning(olds))) {
+      // Ours is not running (or not answering): start it, then rotate through it.
+      await stopMlflowServer(olds);
+      state = await startMlflowServer(news, log);
+      restarted = true;
+    }
+    await rotateAdminPassword(
+      state.trackingUri,
+      news.auth!.username,
+      olds.auth!.password,
+      news.auth!.password,
+      log,
+    );
+    writeBasicAuthIni(news.dataDir, news.auth!);
+  }
+  if (restart && !restarted) {
+    await stopMlflowServer(olds);
+    if (!news.auth) {
+      // Basic auth off: no password stays in the data directory.
+      fs.rmSync(path.join(path.resolve(news.dataDir), "basic_auth.ini"), { force: true });
+    }
+    state = await startMlflowServer(news, log);
+    if (news.auth && !(await credentialsAccepted(state.trackingUri, news.auth))) {
+      throw Object.assign(
+        new Error(
+          `model-serving:mlflowPassword: MLflow at ${state.trackingUri} rejects the password of ` +
+            `user "${news.auth.username}": that user already exists in ` +
+            `${path.join(path.resolve(news.dataDir), "basic_auth.db")} with another password (MLflow ` +
+            "takes the configured password only when it creates the user). Set mlflowPassword to " +
+            "that user's password, or change mlflow.username",
+        ),
+        { id: serverId(state), properties: state, reasons: ["the admin password is not in force"] },
+      );
+    }
+  }
+  return state;
 }

@@ -1,6 +1,16 @@
+import * as fs from "fs";
+import * as path from "path";
 import { createMlflowClient } from "../../providers/mlflow/client";
 import * as registry from "../../providers/mlflow/registry";
-import { MlflowServerState } from "../../providers/mlflowServerCore";
+import {
+  MLFLOW_USER_ROUTES,
+  MlflowServerArgs,
+  MlflowServerState,
+  rotateAdminPassword,
+  startMlflowServer,
+  stopMlflowServer,
+  updateMlflowServer,
+} from "../../providers/mlflowServerCore";
 import { createModelVersion, deleteModelVersion } from "../../providers/modelVersionCore";
 import { hashSource } from "../../providers/modelSource";
 import { demoModel, missingMlflow } from "../support/env";
@@ -58,4 +68,71 @@ describeReal("MLflow with basic auth", () => {
       expect(errorText(err)).not.toContain(Buffer.from("admin:wrong-password").toString("base64"));
     }
   }, 60_000);
+});
+
+describeReal("MLflow basic-auth password rotation", () => {
+  // `%` exercises the ini's escaping: MLflow reads the first password through configparser.
+  const FIRST = "first-Pa55%(word)s%";
+  const SECOND = "second-Pa55word!";
+  let server: MlflowServerState | undefined;
+  beforeAll(async () => {
+    server = await startTestServer({ username: "admin", password: FIRST });
+  }, 180_000);
+  afterAll(() => stopTestServer(server), 60_000);
+
+  /** The status MLflow answers to the admin with this password on its user API. */
+  async function statusWith(password: string): Promise<number> {
+    const client = createMlflowClient(
+      { trackingUri: server!.trackingUri, auth: { username: "admin", password }, retries: 0 },
+      {},
+    );
+    return client.call("GET", MLFLOW_USER_ROUTES.current, { idempotent: true }).then(
+      () => 200,
+      (e) => e.status ?? 0,
+    );
+  }
+
+  it("changes the password through MLflow's user API, without a restart, and it survives one", async () => {
+    expect(await statusWith(FIRST)).toBe(200);
+    const olds = server!;
+    const news: MlflowServerArgs = {
+      mlflowBin: olds.mlflowBin,
+      host: olds.host,
+      port: olds.port,
+      dataDir: olds.dataDir,
+      startTimeoutSeconds: olds.startTimeoutSeconds,
+      auth: { username: "admin", password: SECOND },
+    };
+    const updated = await updateMlflowServer(olds, news);
+    server = updated;
+    expect(updated.pid).toBe(olds.pid);
+    expect(await statusWith(FIRST)).toBe(401);
+    expect(await statusWith(SECOND)).toBe(200);
+    const ini = path.join(olds.dataDir, "basic_auth.ini");
+    expect(fs.readFileSync(ini, "utf8")).toContain("admin_password = second-Pa55word!\n");
+    expect(fs.statSync(ini).mode & 0o777).toBe(0o600);
+
+    // Rotating again (an update retried after a later failure) changes nothing.
+    await expect(rotateAdminPassword(olds.trackingUri, "admin", FIRST, SECOND)).resolves.toBe(
+      "already",
+    );
+    // Neither password works: the error names the setting, never a password.
+    const err = await rotateAdminPassword(
+      olds.trackingUri,
+      "admin",
+      "not-the-previous-1",
+      "not-the-next-1234",
+    ).catch((e) => e);
+    expect(err.message).toBe(
+      `model-serving:mlflowPassword: cannot change the password of MLflow user "admin" at ${olds.trackingUri}: ` +
+        "MLflow accepts neither the previous nor the new password (was it changed outside this stack?). " +
+        "Set mlflowPassword to the password MLflow has now, run `pulumi up`, then change it",
+    );
+
+    // A restart (here: stop and start) keeps the new password in force.
+    await stopMlflowServer(updated);
+    server = await startMlflowServer(news);
+    expect(await statusWith(SECOND)).toBe(200);
+    expect(await statusWith(FIRST)).toBe(401);
+  }, 300_000);
 });
