@@ -26,6 +26,7 @@ const models = cfg.models.map(
   (m) =>
     new RegisteredModel(m.name, {
       trackingUri: mlflow.trackingUri,
+      registryId: mlflow.registryId,
       auth: mlflow.auth,
       modelName: m.name,
       source: m.source,

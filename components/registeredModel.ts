@@ -30,6 +30,8 @@ export interface MlflowServingArgs {
 export interface RegisteredModelArgs {
   /** Tracking server URL. */
   readonly trackingUri: pulumi.Input<string>;
+  /** Which registry `trackingUri` reaches (MlflowServer.registryId); another one registers anew. */
+  readonly registryId?: pulumi.Input<string>;
   /** Tracking server credentials (secret). */
   readonly auth?: pulumi.Input<MlflowAuth | undefined>;
   /** Registered model name. */
@@ -76,6 +78,7 @@ export class RegisteredModel extends pulumi.ComponentResource {
       `${name}-version`,
       {
         trackingUri: args.trackingUri,
+        registryId: args.registryId,
         auth: args.auth,
         name: args.modelName,
         source: args.source,

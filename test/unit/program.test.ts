@@ -129,6 +129,8 @@ describe("index.ts under mocks", () => {
     const iris = registrations.find((r) => r.name === "iris-version")!;
     expect(iris.inputs).toMatchObject({
       trackingUri: "http://127.0.0.1:5100",
+      // MlflowServer.registryId: the registry is the local server's data directory.
+      registryId: "local:/data/mlflow",
       name: "iris",
       source: modelDir,
       aliases: ["champion"],
