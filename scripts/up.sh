@@ -7,5 +7,9 @@ bash "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$MODEL_SERVING_ROOT"
 config_file="$(prepare_stack dev)"
+# A `pulumi up` killed mid-run (SIGKILL, a crash, a reboot) leaves its lock on the file backend: remove
+# it when its holder was a `pulumi` of this machine that no longer runs; a live lock, or another
+# machine's, stops here saying what to do (scripts/stale-lock.js).
+node scripts/stale-lock.js dev
 pulumi up --yes --refresh --non-interactive --stack dev --config-file "$config_file"
 pulumi stack output endpoints --json --stack dev | node scripts/score.js

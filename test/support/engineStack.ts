@@ -57,6 +57,8 @@ export interface CliResult {
   stderr: string;
   /** Wall time of the whole `pulumi` process, measured from outside. */
   ms: number;
+  /** The `pulumi` process's pid. */
+  pid: number;
 }
 
 export class EngineStack {
@@ -131,10 +133,13 @@ export class EngineStack {
     });
   }
 
-  /** Lock files of this stack on the file backend (`.pulumi/locks/...`). */
+  /** Lock files of this stack on the file backend (`.pulumi/locks/.../<stack>/<id>.json`, relative to
+   * `.pulumi/locks`; the `<id>.json.attrs` metadata sidecars are not locks). */
   locks(): string[] {
     const dir = path.join(this.backend, ".pulumi", "locks");
-    return fs.existsSync(dir) ? filesUnder(dir).filter((f) => f.includes(this.stackName)) : [];
+    return fs.existsSync(dir)
+      ? filesUnder(dir).filter((f) => f.includes(this.stackName) && f.endsWith(".json"))
+      : [];
   }
 
   /** The checkpoint as it is on disk (secrets stay encrypted, unlike exportStack()). */
@@ -243,7 +248,7 @@ export function runPulumi(args: string[], options: RunOptions): Promise<CliResul
     child.on("close", (code, signal) => {
       clearTimeout(timer);
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      resolve({ code, signal, stdout, stderr, ms });
+      resolve({ code, signal, stdout, stderr, ms, pid: child.pid ?? 0 });
     });
   });
 }
