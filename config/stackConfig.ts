@@ -8,6 +8,7 @@ import {
   type CloudTargetsConfig,
 } from "./cloudTargets";
 import { errorMap, formatIssues, problem, wholeNumber } from "./issues";
+import { mlflowPasswordProblem } from "./mlflowPassword";
 import { sourceProblem } from "./modelSource";
 
 /**
@@ -347,7 +348,8 @@ function passwordProblems(password: PasswordConfig | undefined): string[] {
       `${PREFIX}mlflowPassword: must be secret config, not plain text; set it again with: pulumi config set --secret mlflowPassword`,
     ];
   }
-  return [];
+  const rule = mlflowPasswordProblem(password.value);
+  return rule === undefined ? [] : [rule];
 }
 
 /** Local paths are relative to the project folder; URIs are kept as they are. */

@@ -1,6 +1,7 @@
 import * as fs from "fs";
 import * as path from "path";
-import { parseStackConfig } from "../../config/stackConfig";
+import { parseStackConfig, RESERVED_ENV_NAMES } from "../../config/stackConfig";
+import { RESERVED_ENV } from "../../providers/process/env";
 import { tempDir } from "../support/env";
 
 // A minimal MLflow model directory, so source checks pass without MLflow.
@@ -295,6 +296,10 @@ describe("mlflow.passEnv", () => {
     expect(parse({ mlflow: { passEnv: [name] } })).toThrow(new Error(invalid(message)));
   });
 
+  it("rejects what the providers reserve (config cannot import providers/process/env.ts)", () => {
+    expect([...RESERVED_ENV_NAMES].sort()).toEqual([...RESERVED_ENV].sort());
+  });
+
   it("must be a list", () => {
     expect(parse({ mlflow: { passEnv: "HF_TOKEN" } })).toThrow(
       new Error(invalid('model-serving:mlflow.passEnv: must be an array (got "HF_TOKEN")')),
@@ -344,9 +349,36 @@ describe("credentials are never plain config", () => {
     );
   });
 
+  it("checks the secret password as MLflow does (config/mlflowPassword.ts), without showing it", () => {
+    expect(() =>
+      parseStackConfig({ models: [], mlflowPassword: { value: "short-pw", secret: true } }, ctx),
+    ).toThrow(
+      new Error(
+        invalid(
+          "model-serving:mlflowPassword: must be at least 12 characters, as MLflow requires (got 8)",
+        ),
+      ),
+    );
+    expect(() =>
+      parseStackConfig(
+        { models: [], mlflowPassword: { value: "line\nbreak-password", secret: true } },
+        ctx,
+      ),
+    ).toThrow(
+      new Error(
+        invalid(
+          "model-serving:mlflowPassword: must not contain a line break (it would end the value in MLflow's ini file)",
+        ),
+      ),
+    );
+  });
+
   it("accepts the password as secret config", () => {
     expect(() =>
-      parseStackConfig({ models: [], mlflowPassword: { value: "hunter2-pw", secret: true } }, ctx),
+      parseStackConfig(
+        { models: [], mlflowPassword: { value: "hunter2-password", secret: true } },
+        ctx,
+      ),
     ).not.toThrow();
   });
 
