@@ -6,11 +6,12 @@
  */
 import { ChildProcess, execFileSync, spawn } from "child_process";
 import * as fs from "fs";
-import * as net from "net";
 import * as os from "os";
 import * as path from "path";
 import { hashScorerFiles, materializeContext } from "../../providers/modelExport";
-import { missingMlflow, venvDir } from "../support/env";
+// freePort: a reserved port below the ephemeral range (serve.py takes its port from PORT, so it
+// cannot bind port 0 and report back).
+import { freePort, missingMlflow, venvDir } from "../support/env";
 
 const ROOT = path.resolve(__dirname, "../..");
 const missing = missingMlflow();
@@ -26,14 +27,6 @@ const ROWS = [
   [6.0, 2.9, 4.5, 1.5],
   [6.7, 3.0, 5.2, 2.3],
 ];
-
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 maybe("scorer serve.py (MLflow scoring server) contract", () => {
   let tmp: string;
