@@ -1,4 +1,6 @@
+import * as fs from "fs";
 import * as net from "net";
+import * as path from "path";
 import { createMlflowClient } from "../../providers/mlflow/client";
 import { searchModelVersions } from "../../providers/mlflow/registry";
 import { TAG_SOURCE_HASH } from "../../providers/modelVersionCore";
@@ -20,6 +22,39 @@ if (skip) {
   console.warn(`skipping the fault suite: ${skip}`);
 }
 const describeEngine = skip ? describe.skip : describe;
+
+/** Every descendant of `root` (language host, program, provider plugins: Pulumi starts each plugin in a
+ * process group of its own) except the processes of the groups in `keep` (the servers). */
+function descendantsExcept(root: number, keep: number[]): number[] {
+  const stat = (pid: string) => {
+    const text = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = text.slice(text.lastIndexOf(")") + 2).split(" ");
+    return { pid: Number(pid), ppid: Number(f[1]), pgid: Number(f[2]) };
+  };
+  const all = fs
+    .readdirSync("/proc")
+    .filter((p) => /^\d+$/.test(p))
+    .flatMap((p) => {
+      try {
+        return [stat(p)];
+      } catch {
+        return [];
+      }
+    });
+  const found = new Set([root]);
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const p of all) {
+      if (found.has(p.ppid) && !found.has(p.pid)) {
+        found.add(p.pid);
+        grew = true;
+      }
+    }
+  }
+  return all
+    .filter((p) => p.pid !== root && found.has(p.pid) && !keep.includes(p.pgid))
+    .map((p) => p.pid);
+}
 
 describeEngine("faults on the real engine", () => {
   let engine: EngineStack;
@@ -202,6 +237,81 @@ describeEngine("faults on the real engine", () => {
     }
     await expectConverged();
   }, 300_000);
+
+  it("a model server too slow to answer /ping (SIGSTOP): refresh keeps it with a warning, no second server", async () => {
+    await converge();
+    const [pgid] = modelServers();
+    const before = engine.resource("ModelDeployment")!.outputs!;
+    process.kill(-pgid, "SIGSTOP");
+    try {
+      const refresh = await engine.cli(["refresh", "--yes", "--skip-preview"]);
+      expect({ code: refresh.code, tail: out(refresh).slice(-2000) }).toMatchObject({ code: 0 });
+      expect(out(refresh)).toContain(
+        `warning: the server of ${before.modelUri} (pid ${before.pid}) runs but ` +
+          `http://127.0.0.1:${modelPort}/ping did not answer; keeping it`,
+      );
+      expect(engine.resource("ModelDeployment")?.outputs?.pid).toBe(before.pid);
+    } finally {
+      process.kill(-pgid, "SIGCONT");
+    }
+    await expectServing();
+    await expectConverged();
+    expect(modelServers()).toEqual([pgid]);
+  }, 300_000);
+
+  it("pulumi SIGKILLed while the model server starts: cancel + up adopt it on the same port", async () => {
+    await converge();
+    // An automatic port, so a second server would show as another URL (the first free port from 5001).
+    await engine.setModels([model(modelC2(), { serve: {} })]);
+    const lockDir = path.join(engine.cache, "locks", "ports");
+    const starting = () =>
+      (fs.existsSync(lockDir) ? fs.readdirSync(lockDir) : [])
+        .filter((f) => f.endsWith(".json"))
+        .map((f) => JSON.parse(fs.readFileSync(path.join(lockDir, f), "utf8")))
+        .find(
+          (r) => r.kind === "model-server" && r.server && !r.command.includes(String(modelPort)),
+        );
+    let cliPid = 0;
+    let orphan: { port: number; server: { pgid: number } } | undefined;
+    const upRun = engine.cli(["up", "--yes", "--skip-preview"], {
+      onStdout: (text, pid) => (cliPid = pid),
+    });
+    for (let i = 0; i < 1200 && !orphan; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      orphan = starting();
+    }
+    expect(orphan).toBeDefined();
+    // The deploying side dies at once (a crash, a reboot of the deploying machine): the CLI (engine), the
+    // language host and program, the provider plugins. The model server, in its own process group,
+    // survives, unrecorded in the stack's state.
+    const tree = descendantsExcept(cliPid, [orphan!.server.pgid]);
+    expect(tree.length).toBeGreaterThanOrEqual(2);
+    process.kill(cliPid, "SIGKILL");
+    for (const pid of tree) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // gone
+      }
+    }
+    const killed = await upRun;
+    expect(killed.signal).toBe("SIGKILL");
+    expect(processGroupAlive(orphan!.server.pgid)).toBe(true);
+    // The state does not know the new server (the old deployment may stay as pendingReplacement).
+    expect(engine.resource("ModelDeployment")?.outputs?.pid).not.toBe(orphan!.server.pgid);
+
+    const cancel = await engine.cli(["cancel", "--yes"]);
+    expect({ code: cancel.code, tail: out(cancel).slice(-2000) }).toMatchObject({ code: 0 });
+    const up = await engine.cli(["up", "--yes", "--skip-preview"]);
+    expect({ code: up.code, tail: out(up).slice(-3000) }).toMatchObject({ code: 0 });
+    expect(out(up)).toContain("found this deployment's server from an interrupted create");
+    const deployment = engine.resource("ModelDeployment")!.outputs!;
+    expect(deployment.servedPort).toBe(orphan!.port);
+    expect(modelServers()).toEqual([orphan!.server.pgid]);
+    expect(await postJson(deployment.url as string, IRIS_ROW)).toMatchObject({ status: 200 });
+    await expectConverged();
+    await engine.setModels([model(modelC2())]);
+  }, 600_000);
 
   it("destroy after the MLflow server was stopped by hand: clear error, then up --refresh + destroy", async () => {
     await converge();
