@@ -86,8 +86,9 @@ function currentTestFile(): string | undefined {
  *   5000, model servers from 5001);
  * - each port is reserved across processes with an exclusive file in `$TMPDIR/model-serving-test-ports`
  *   (`O_EXCL` create, holder pid inside, taken over when that pid is gone), so parallel jest workers,
- *   suites and other checkouts on this machine never get the same port during a run; reservations are
- *   released when the process exits;
+ *   suites and other checkouts on this machine never get the same port during a run; a reservation
+ *   stays until its process is gone (jest gives test code no exit hook that runs) and is taken over
+ *   when picked after that;
  * - the port is checked bindable on 127.0.0.1 before it is returned.
  * What remains: a process that does not use this reservation and binds a fixed port in 20000-32767
  * between the check and the server's bind. Where the server can bind port 0 itself (a test's own
@@ -112,8 +113,6 @@ export async function freePort(): Promise<number> {
 const PORT_MIN = 20000;
 const PORT_MAX = 32767;
 const portLockDir = path.join(os.tmpdir(), "model-serving-test-ports");
-const reserved = new Set<number>();
-let releaseOnExit = false;
 
 /** Reserves `port` for this process unless a live process holds it; false when one does. */
 export function tryReservePort(port: number): boolean {
@@ -122,21 +121,17 @@ export function tryReservePort(port: number): boolean {
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       fs.writeFileSync(file, String(process.pid), { flag: "wx" });
-      if (!releaseOnExit) {
-        releaseOnExit = true;
-        process.once("exit", releaseAllReservations);
-      }
-      reserved.add(port);
       return true;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") {
         throw err;
       }
       const holder = Number(readOr(file, ""));
-      if (Number.isInteger(holder) && holder > 0 && pidAlive(holder)) {
-        return false;
+      const valid = Number.isInteger(holder) && holder > 0;
+      if (valid ? pidAlive(holder) : ageMs(file) < 10_000) {
+        return false; // held; or just created and not written yet
       }
-      // The holder is gone (or the file is torn): remove its stale reservation once, then retry.
+      // The holder is gone (or never wrote its pid): remove its stale reservation once, then retry.
       fs.rmSync(file, { force: true });
     }
   }
@@ -144,16 +139,7 @@ export function tryReservePort(port: number): boolean {
 }
 
 function releaseReservation(port: number): void {
-  reserved.delete(port);
   fs.rmSync(path.join(portLockDir, `${port}.pid`), { force: true });
-}
-
-function releaseAllReservations(): void {
-  for (const port of [...reserved]) {
-    if (readOr(path.join(portLockDir, `${port}.pid`), "") === String(process.pid)) {
-      releaseReservation(port);
-    }
-  }
 }
 
 function readOr(file: string, fallback: string): string {
@@ -161,6 +147,14 @@ function readOr(file: string, fallback: string): string {
     return fs.readFileSync(file, "utf8").trim();
   } catch {
     return fallback;
+  }
+}
+
+function ageMs(file: string): number {
+  try {
+    return Date.now() - fs.statSync(file).mtimeMs;
+  } catch {
+    return Infinity; // gone meanwhile
   }
 }
 
