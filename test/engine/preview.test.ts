@@ -1,9 +1,14 @@
+import * as path from "path";
+import { createMlflowClient } from "../../providers/mlflow/client";
+import { searchModelVersions } from "../../providers/mlflow/registry";
 import { EngineStack, whyEngineCannotRun } from "../support/engineStack";
 import { demoModel, freePort } from "../support/env";
 
 // What `pulumi preview` announces when the local MLflow server is updated in place: the real Pulumi CLI
 // (file backend in a temp dir) on the dev program with a real local MLflow server and model server.
 // A preview that shows "replace" for a ModelVersion announces that the registered version is deleted.
+// Then a new data directory (a new, empty registry behind the same URL) must register every version
+// again instead of keeping state that names versions which do not exist there.
 const PASSWORD = "e2e-Preview-Pa55word";
 const ROTATED = "e2e-Preview-Rotated-Pa55word";
 const REPLACING_OPS = ["replace", "create-replacement", "delete-replaced", "delete"];
@@ -19,7 +24,8 @@ interface PreviewStep {
   urn: string;
 }
 
-/** The steps of `pulumi preview --json`, by resource type suffix, as `op` strings. */
+/** The steps of `pulumi preview --json` (an unchanged resource may be missing), by resource type, as `op`
+ * strings. */
 function opsByType(steps: PreviewStep[]): Record<string, string[]> {
   const byType: Record<string, string[]> = {};
   for (const s of steps) {
@@ -29,7 +35,7 @@ function opsByType(steps: PreviewStep[]): Record<string, string[]> {
   return byType;
 }
 
-describeEngine("pulumi preview while the local MLflow server is updated", () => {
+describeEngine("the local MLflow server changes: preview, then up", () => {
   let engine: EngineStack;
   let mlflowPort: number;
   let modelPort: number;
@@ -100,4 +106,48 @@ describeEngine("pulumi preview while the local MLflow server is updated", () => 
       "iris-registered": "models:/iris-registered/1",
     });
   }, 600_000);
+
+  it("registers every version again when the data directory (the registry) changes", async () => {
+    const newDir = path.join(engine.cache, "mlflow-data-moved");
+    await engine.setMlflow({
+      mode: "local",
+      port: mlflowPort,
+      startTimeoutSeconds: 240,
+      dataDir: newDir,
+    });
+    const ops = await preview();
+    expect(ops.LocalMlflowServer).toContain("replace");
+    // Replaced, not kept as "same" with versions that the new registry does not have.
+    const versionOps = ops.ModelVersion ?? [];
+    expect({ replaced: versionOps.filter((op) => op === "replace").length, versionOps }).toEqual({
+      replaced: 2,
+      versionOps,
+    });
+
+    engine.logs.length = 0;
+    const up = await engine.stack.up(engine.opts());
+    expect(up.outputs.modelUris.value).toEqual({
+      iris: "models:/iris/1",
+      "iris-registered": "models:/iris-registered/1",
+    });
+    // The new registry really has them (READY, the alias set), registered by this up.
+    const client = createMlflowClient({
+      trackingUri: `http://127.0.0.1:${mlflowPort}`,
+      auth: { username: "admin", password: PASSWORD },
+    });
+    for (const name of ["iris", "iris-registered"]) {
+      const versions = await searchModelVersions(client, name);
+      expect(versions.map((v) => ({ version: v.version, status: v.status }))).toEqual([
+        { version: "1", status: "READY" },
+      ]);
+    }
+    // The replaced resources' deletes met the new versions (same number, same URL) and kept them.
+    const log = engine.logs.join("");
+    for (const name of ["iris", "iris-registered"]) {
+      expect(log).toContain(
+        `registry: keeping ${name} version 1 in the registry: the resource that replaced this one ` +
+          "claimed it (tag model_serving.claim)",
+      );
+    }
+  }, 900_000);
 });
