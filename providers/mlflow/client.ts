@@ -5,6 +5,7 @@ import {
   MlflowConnectionInput,
   resolveConnection,
   ResolvedConnection,
+  splitCredentials,
 } from "./connection";
 import { MlflowError } from "./errors";
 
@@ -113,6 +114,7 @@ export function createMlflowClient(
 ): MlflowClient {
   const conn: ResolvedConnection = resolveConnection(connection, env);
   const baseUrl = conn.baseUrl;
+  splitCredentials(baseUrl); // throws for anything but an http(s) URL
   const auth = authorizationHeader(conn.auth);
   const http: AxiosInstance = axios.create({
     baseURL: baseUrl,

@@ -105,7 +105,11 @@ export function resolveConnection(
   if (trackingUri === undefined) {
     throw new Error("MLflow tracking URI is not set: pass trackingUri or set MLFLOW_TRACKING_URI");
   }
-  const { baseUrl, username, password } = splitCredentials(trackingUri);
+  // A local store (`sqlite:`, `file:`) is what MLflow's own client opens for the child processes
+  // (`mlflow artifacts download`); it holds no credentials. The REST client accepts http(s) only.
+  const { baseUrl, username, password } = /^https?:/i.test(trackingUri)
+    ? splitCredentials(trackingUri)
+    : { baseUrl: trackingUri, username: undefined, password: undefined };
   const fromArgs = authFrom(input.auth?.username, input.auth?.password, input.auth?.token, {
     username: "auth.username",
     password: "auth.password",

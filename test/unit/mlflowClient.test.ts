@@ -150,6 +150,18 @@ describe("connection settings: one credential policy", () => {
     );
   });
 
+  it("passes a local store URI (sqlite:, file:) through for MLflow's own client, not the REST client", () => {
+    const conn = resolveConnection({ trackingUri: "sqlite:///tmp/mlflow.db" }, {});
+    expect(conn).toEqual({
+      baseUrl: "sqlite:///tmp/mlflow.db",
+      auth: { kind: "none" },
+      source: "none",
+    });
+    expect(() => createMlflowClient({ trackingUri: "sqlite:///tmp/mlflow.db" }, {})).toThrow(
+      'MLflow tracking URI must be http(s), got "sqlite:" in ',
+    );
+  });
+
   it("moves credentials out of the URI", () => {
     expect(splitCredentials("http://ann:s%40cret@mlflow:5000/")).toEqual({
       baseUrl: "http://mlflow:5000",
