@@ -257,6 +257,8 @@ export interface ConfigContext {
   projectDir: string;
   stack: string;
   env?: NodeJS.ProcessEnv;
+  /** `process.platform` unless a test says otherwise. */
+  platform?: string;
 }
 
 export function cacheDirFrom(env: NodeJS.ProcessEnv): string {
@@ -308,6 +310,20 @@ export function parseStackConfig(
     // A shared registry keeps its versions unless the stack says otherwise.
     return { ...m, source, keepInRegistry: m.keepInRegistry ?? mlflow.mode === "existing" };
   });
+  // The local servers rely on POSIX process groups and signals (providers/process/identity.ts).
+  const platform = ctx.platform ?? process.platform;
+  const servedHere = resolved.some((m) => m.serve !== false) && mlflow.deployMode === "local";
+  if (platform === "win32" && (mlflow.mode === "local" || servedHere)) {
+    problems.push(
+      problem(
+        PREFIX,
+        ["mlflow", mlflow.mode === "local" ? "mode" : "deployMode"],
+        "local servers need a POSIX system with process groups (Linux, macOS), not Windows; " +
+          'use mlflow.mode "existing" with models that are only registered (serve: false)',
+        "local",
+      ),
+    );
+  }
   if (problems.length > 0) {
     throw new Error(`invalid stack configuration:\n  ${problems.join("\n  ")}`);
   }

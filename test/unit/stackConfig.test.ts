@@ -611,3 +611,31 @@ describe("cloud targets use the same strict schema and format", () => {
     );
   });
 });
+
+describe("platform", () => {
+  const onWindows = (raw: { mlflow?: unknown; models?: unknown }) => () =>
+    parseStackConfig(raw, { ...ctx, platform: "win32" });
+
+  it("refuses servers started here on Windows, naming the key", () => {
+    expect(onWindows({ models: [model()] })).toThrow(
+      invalid(
+        "model-serving:mlflow.mode: local servers need a POSIX system with process groups (Linux, macOS), " +
+          'not Windows; use mlflow.mode "existing" with models that are only registered (serve: false) (got "local")',
+      ),
+    );
+    expect(
+      onWindows({
+        mlflow: { mode: "existing", trackingUri: "http://mlflow:5000" },
+        models: [model()],
+      }),
+    ).toThrow("model-serving:mlflow.deployMode: local servers need a POSIX system");
+  });
+
+  it("accepts a registry-only stack on Windows and anything on macOS", () => {
+    const existing = { mode: "existing", trackingUri: "http://mlflow:5000" };
+    expect(onWindows({ mlflow: existing, models: [model({ serve: false })] })).not.toThrow();
+    expect(
+      parseStackConfig({ models: [model()] }, { ...ctx, platform: "darwin" }).mlflow.mode,
+    ).toBe("local");
+  });
+});
