@@ -1,30 +1,37 @@
 import * as pulumi from "@pulumi/pulumi";
-import * as core from "./mlflowServerCore";
+import type * as core from "./mlflowServerCore";
+import { assertProviderCodeCurrent, providerCode } from "./providerCode";
 
-// Thin dynamic resource over ./mlflowServerCore (see the contract there). Progress lines go to the
-// provider's stdout, which the engine shows as info messages during `pulumi up`.
+// Thin dynamic resource over ./mlflowServerCore (see the contract there), loaded from the installed
+// provider code (./providerCode.ts). Progress lines go to the provider's stdout, which the engine shows
+// as info messages during `pulumi up`.
+type Core = typeof core;
 const localMlflowServerProvider: pulumi.dynamic.ResourceProvider = {
   async check(olds, news) {
-    return { inputs: news, failures: await core.checkMlflowServer(olds, news) };
+    const c = providerCode<Core>("providers/mlflowServerCore");
+    return { inputs: news, failures: await c.checkMlflowServer(olds, news) };
   },
   async diff(id, olds, news) {
-    return core.diffMlflowServer(olds, news);
+    return providerCode<Core>("providers/mlflowServerCore").diffMlflowServer(olds, news);
   },
   async create(inputs) {
-    const outs = await core.startMlflowServer(inputs, (msg) => console.log(`mlflow: ${msg}`));
-    return { id: core.serverId(outs), outs };
+    const c = providerCode<Core>("providers/mlflowServerCore");
+    const outs = await c.startMlflowServer(inputs, (msg) => console.log(`mlflow: ${msg}`));
+    return { id: c.serverId(outs), outs };
   },
   async update(id, olds, news) {
+    const c = providerCode<Core>("providers/mlflowServerCore");
     return {
-      outs: await core.updateMlflowServer(olds, news, (msg) => console.log(`mlflow: ${msg}`)),
+      outs: await c.updateMlflowServer(olds, news, (msg) => console.log(`mlflow: ${msg}`)),
     };
   },
   async read(id, props) {
-    const state = await core.readMlflowServer(props, (msg) => console.log(`mlflow: ${msg}`));
+    const c = providerCode<Core>("providers/mlflowServerCore");
+    const state = await c.readMlflowServer(props, (msg) => console.log(`mlflow: ${msg}`));
     return state ? { id, props: state } : { id: "", props: {} };
   },
   async delete(id, props) {
-    await core.stopMlflowServer(props);
+    await providerCode<Core>("providers/mlflowServerCore").stopMlflowServer(props);
   },
 };
 
@@ -46,6 +53,7 @@ export class LocalMlflowServer extends pulumi.dynamic.Resource {
   declare public readonly pid: pulumi.Output<number>;
 
   constructor(name: string, args: LocalMlflowServerArgs, opts?: pulumi.CustomResourceOptions) {
+    assertProviderCodeCurrent();
     super(
       localMlflowServerProvider,
       name,

@@ -1,31 +1,38 @@
 import * as pulumi from "@pulumi/pulumi";
-import * as core from "./deployment/core";
-import { DeployMode } from "./deployment/types";
-import { MlflowAuth } from "./modelVersionCore";
+import type * as core from "./deployment/core";
+import type { DeployMode } from "./deployment/types";
+import type { MlflowAuth } from "./modelVersionCore";
+import { assertProviderCodeCurrent, providerCode } from "./providerCode";
 
-// Thin dynamic resource over ./deployment/core (see the contract there). Progress lines go to the
-// provider's stdout, which the engine shows as info messages during `pulumi up`.
+// Thin dynamic resource over ./deployment/core (see the contract there), loaded from the installed
+// provider code (./providerCode.ts). Progress lines go to the provider's stdout, which the engine shows
+// as info messages during `pulumi up`.
+type Core = typeof core;
 const modelDeploymentProvider: pulumi.dynamic.ResourceProvider = {
   async check(olds, news) {
-    return { inputs: news, failures: await core.checkDeployment(olds, news) };
+    const c = providerCode<Core>("providers/deployment/core");
+    return { inputs: news, failures: await c.checkDeployment(olds, news) };
   },
   async diff(id, olds, news) {
-    return core.diffDeployment(olds, news);
+    return providerCode<Core>("providers/deployment/core").diffDeployment(olds, news);
   },
   async create(inputs) {
-    return core.createDeployment(inputs, (msg) => console.log(`model server: ${msg}`));
+    const c = providerCode<Core>("providers/deployment/core");
+    return c.createDeployment(inputs, (msg) => console.log(`model server: ${msg}`));
   },
   async update(id, olds, news) {
+    const c = providerCode<Core>("providers/deployment/core");
     return {
-      outs: await core.updateDeployment(olds, news, (msg) => console.log(`model server: ${msg}`)),
+      outs: await c.updateDeployment(olds, news, (msg) => console.log(`model server: ${msg}`)),
     };
   },
   async read(id, props) {
-    const state = await core.readDeployment(props, (msg) => console.log(`model server: ${msg}`));
+    const c = providerCode<Core>("providers/deployment/core");
+    const state = await c.readDeployment(props, (msg) => console.log(`model server: ${msg}`));
     return state ? { id, props: state } : { id: "", props: {} };
   },
   async delete(id, props) {
-    await core.deleteDeployment(props);
+    await providerCode<Core>("providers/deployment/core").deleteDeployment(props);
   },
 };
 
@@ -52,6 +59,7 @@ export class ModelDeployment extends pulumi.dynamic.Resource {
   declare public readonly servedPort: pulumi.Output<number>;
 
   constructor(name: string, args: ModelDeploymentArgs, opts?: pulumi.CustomResourceOptions) {
+    assertProviderCodeCurrent();
     super(
       modelDeploymentProvider,
       name,

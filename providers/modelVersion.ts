@@ -1,28 +1,34 @@
 import * as pulumi from "@pulumi/pulumi";
-import * as core from "./modelVersionCore";
+import type * as core from "./modelVersionCore";
+import { assertProviderCodeCurrent, providerCode } from "./providerCode";
 
 // Thin dynamic resource over ./modelVersionCore (see the contract there). The provider's methods are
-// serialized into the state and run in the dynamic-provider process: they only call the core functions,
-// which the serializer captures together with the node modules they require.
+// serialized into the state and run in the dynamic-provider process: each loads the compiled core from
+// the installed provider code (./providerCode.ts) and calls it, so the state carries no copy of the core.
+type Core = typeof core;
 const modelVersionProvider: pulumi.dynamic.ResourceProvider = {
   async check(olds, news) {
     return { inputs: news };
   },
   async diff(id, olds, news) {
-    return core.diffModelVersion(olds, news);
+    return providerCode<Core>("providers/modelVersionCore").diffModelVersion(olds, news);
   },
   async create(inputs) {
-    return core.createModelVersion(inputs, (msg) => console.log(`registry: ${msg}`));
+    return providerCode<Core>("providers/modelVersionCore").createModelVersion(inputs, (msg) =>
+      console.log(`registry: ${msg}`),
+    );
   },
   async update(id, olds, news) {
-    return { outs: await core.updateModelVersion(olds, news) };
+    const c = providerCode<Core>("providers/modelVersionCore");
+    return { outs: await c.updateModelVersion(olds, news) };
   },
   async read(id, props) {
-    const state = await core.readModelVersion(props);
+    const state = await providerCode<Core>("providers/modelVersionCore").readModelVersion(props);
     return state ? { id, props: state } : { id: "", props: {} };
   },
   async delete(id, props) {
-    await core.deleteModelVersion(props, (msg) => console.log(`registry: ${msg}`));
+    const c = providerCode<Core>("providers/modelVersionCore");
+    await c.deleteModelVersion(props, (msg) => console.log(`registry: ${msg}`));
   },
 };
 
@@ -51,6 +57,7 @@ export class ModelVersion extends pulumi.dynamic.Resource {
   declare public readonly storageSource: pulumi.Output<string>;
 
   constructor(name: string, args: ModelVersionResourceArgs, opts?: pulumi.CustomResourceOptions) {
+    assertProviderCodeCurrent();
     super(
       modelVersionProvider,
       name,

@@ -15,6 +15,10 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
 else
   step "npm dependencies up to date"
 fi
+# The dynamic providers' code as a package (node_modules/@model-serving/code), rebuilt when providers/
+# changed; the serialized providers in the state require it (scripts/provider-code.js). After npm ci,
+# which empties node_modules.
+node scripts/provider-code.js
 
 # 2. Python venv with the pinned MLflow and scikit-learn
 python_bin="${MODEL_SERVING_PYTHON:-python3}"

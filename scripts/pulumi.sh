@@ -22,6 +22,10 @@ for ((i = 0; i < ${#args[@]}; i++)); do
 done
 
 case "$command" in
+# These run the dynamic providers, which load the installed provider code: build it if it is stale.
+up | update | preview | refresh | destroy | import | watch) node scripts/provider-code.js --quiet >&2 ;;
+esac
+case "$command" in
 up | update | preview | refresh | destroy | config | import | watch | logs)
   if [ "$has_config_file" = false ]; then
     extra=()
