@@ -10,6 +10,7 @@ export default tseslint.config(
       "jest.config.js",
       "eslint.config.mjs",
       "scripts/*.js",
+      "tools/pulumi/dynamic-provider/*.js",
       "bench/register.js",
     ],
   },

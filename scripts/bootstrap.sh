@@ -55,9 +55,10 @@ else
     go build -trimpath -ldflags "-s -w -X main.version=v$MODEL_SERVING_PULUMI_VERSION" \
       -o "$tmp_bin/pulumi-language-nodejs" ./langhost
   )
-  # The dynamic-provider plugin ships inside @pulumi/pulumi; like the official CLI, keep it next to
-  # `pulumi` (it finds @pulumi/pulumi from the program's folder at run time).
-  cp node_modules/@pulumi/pulumi/pulumi-resource-pulumi-nodejs "$tmp_bin/"
+  # The dynamic-provider plugin: @pulumi/pulumi's, plus an engine watchdog (tools/pulumi/dynamic-provider);
+  # like the official CLI, keep it next to `pulumi`.
+  cp tools/pulumi/dynamic-provider/pulumi-resource-pulumi-nodejs \
+    tools/pulumi/dynamic-provider/engine-watchdog.js "$tmp_bin/"
   rm -rf "$MODEL_SERVING_PULUMI_BIN"
   mv "$tmp_bin" "$MODEL_SERVING_PULUMI_BIN"
   step "pulumi $("$MODEL_SERVING_PULUMI_BIN/pulumi" version) ready"

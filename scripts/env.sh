@@ -13,7 +13,8 @@ export MODEL_SERVING_PULUMI_VERSION="3.248.0"
 # The project's own CLI build, keyed by the sources that produce it.
 pulumi_build_key() {
   cat "$MODEL_SERVING_ROOT"/tools/pulumi/go.mod "$MODEL_SERVING_ROOT"/tools/pulumi/go.sum \
-    "$MODEL_SERVING_ROOT"/tools/pulumi/tools.go $(ls "$MODEL_SERVING_ROOT"/tools/pulumi/langhost/*.go | grep -v '_test\.go$') |
+    "$MODEL_SERVING_ROOT"/tools/pulumi/tools.go $(ls "$MODEL_SERVING_ROOT"/tools/pulumi/langhost/*.go | grep -v '_test\.go$') \
+    "$MODEL_SERVING_ROOT"/tools/pulumi/dynamic-provider/* |
     sha256sum | cut -c1-12
 }
 export MODEL_SERVING_PULUMI_BIN="$MODEL_SERVING_CACHE/pulumi/v$MODEL_SERVING_PULUMI_VERSION-$(pulumi_build_key)/bin"

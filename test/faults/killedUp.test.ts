@@ -14,7 +14,8 @@ import {
 import { demoModel, freePort, IRIS_ROW, postJson, repoRoot } from "../support/env";
 
 // `pulumi up` killed with SIGKILL on the real engine (file backend in a temp dir) while a model server
-// is being created: the language host and the node program it runs must not outlive the killed CLI,
+// is being created: the language host, the node program it runs and the dynamic-provider process
+// (tools/pulumi/dynamic-provider) must not outlive the killed CLI,
 // and the lock the CLI left on the backend must not need a manual step: `npm run up` runs
 // scripts/stale-lock.js before its `pulumi up`, which removes a lock whose holder is a dead process of
 // this machine. (What the killed create itself leaves behind is the fault suite's business.)
@@ -61,11 +62,15 @@ describeEngine("pulumi up killed with SIGKILL", () => {
 
     const langHosts = named(tree, (a) => path.basename(a[0] ?? "") === "pulumi-language-nodejs");
     const programs = named(tree, (a) => a.some((x) => x.endsWith("@pulumi/pulumi/cmd/run")));
-    // The program runs while resources are created: both were there when the CLI was killed.
-    expect({ langHosts: langHosts.length, programs: programs.length }).toEqual({
-      langHosts: 1,
-      programs: 1,
-    });
+    const providers = named(tree, (a) =>
+      a.some((x) => /@pulumi\/pulumi\/cmd\/dynamic-provider(\/index\.js)?$/.test(x)),
+    );
+    // The program runs while resources are created: all were there when the CLI was killed.
+    expect({
+      langHosts: langHosts.length,
+      programs: programs.length,
+      providers: providers.length,
+    }).toEqual({ langHosts: 1, programs: 1, providers: 1 });
     const left = async (ps: ProcessInfo[], withinMs: number) => {
       for (const deadline = Date.now() + withinMs; Date.now() < deadline;) {
         if (!ps.some(stillRunning)) {
@@ -75,7 +80,7 @@ describeEngine("pulumi up killed with SIGKILL", () => {
       }
       return ps.filter(stillRunning).map((p) => `${p.pid} ${p.argv.slice(0, 2).join(" ")}`);
     };
-    expect(await left([...langHosts, ...programs], 5_000)).toEqual([]);
+    expect(await left([...langHosts, ...programs, ...providers], 5_000)).toEqual([]);
 
     // The lock the killed CLI held is still on the backend, naming its pid and this machine.
     const locks = engine.locks().map((f) => path.join(engine.backend, ".pulumi", "locks", f));
