@@ -2,6 +2,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { z } from "zod";
+import { RESERVED_ENV_NAMES } from "./serverEnv";
 import {
   cloudTargetsSchema,
   defaultEndpointNameIssues,
@@ -17,20 +18,12 @@ import { sourceProblem } from "./modelSource";
  * served on this machine from port 5001 up. This module imports nothing of components/ or providers/.
  */
 
+export { RESERVED_ENV_NAMES };
+
 const PREFIX = "model-serving:";
 const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,255}$/;
 const ALIAS = /^[A-Za-z0-9_-]{1,255}$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-/** Set by the providers themselves (providers/process/env.ts RESERVED_ENV; a unit test keeps the two equal). */
-export const RESERVED_ENV_NAMES = [
-  "PATH",
-  "MLFLOW_TRACKING_URI",
-  "MLFLOW_TRACKING_USERNAME",
-  "MLFLOW_TRACKING_PASSWORD",
-  "MLFLOW_TRACKING_TOKEN",
-  "MLFLOW_AUTH_CONFIG_PATH",
-  "MLFLOW_FLASK_SERVER_SECRET_KEY",
-];
 const port = wholeNumber(1, 65535);
 const seconds = wholeNumber(1, 3600);
 
@@ -103,7 +96,10 @@ const mlflowSchema = z
             (n) => !n.startsWith("PULUMI_"),
             "must not pass Pulumi's own variables (PULUMI_*)",
           )
-          .refine((n) => !RESERVED_ENV_NAMES.includes(n), "is set by model-serving itself"),
+          .refine(
+            (n) => !(RESERVED_ENV_NAMES as readonly string[]).includes(n),
+            "is set by model-serving itself",
+          ),
       )
       .default([]),
   })

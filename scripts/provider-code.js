@@ -1,5 +1,5 @@
 // The dynamic providers' code as a package, node_modules/@model-serving/code, compiled from providers/
-// (and the config/modelSource.ts they share with the config). The providers' serialized methods only
+// (and the config/modelSource.ts and config/serverEnv.ts they share with the config). The providers' serialized methods only
 // `require("@model-serving/code/providers/<core>")`, so the state names the installed code instead of
 // carrying a copy of it, the way a real provider's state names a plugin version.
 //
@@ -17,7 +17,7 @@ const path = require("path");
 const PACKAGE = "@model-serving/code";
 const ROOT = path.resolve(__dirname, "..");
 /** The sources the build key covers, relative to the project root. */
-const SOURCES = ["providers", "config/modelSource.ts"];
+const SOURCES = ["providers", "config/modelSource.ts", "config/serverEnv.ts"];
 /** The cores the providers' methods load (providerCode("...") in providers/*.ts); the package holds
  * them and what they import. */
 const ENTRIES = [

@@ -1,4 +1,5 @@
 import * as path from "path";
+import { RESERVED_ENV_NAMES } from "../../config/serverEnv";
 
 /**
  * The environment of every server the providers start (`mlflow server`, `mlflow models serve`): an
@@ -17,15 +18,7 @@ import * as path from "path";
 export const BASE_ENV = ["HOME", "LANG", "TZ", "TMPDIR"] as const;
 
 /** Names a server's provider sets itself: `passEnv` cannot pass them through from the deploying shell. */
-export const RESERVED_ENV = [
-  "PATH",
-  "MLFLOW_TRACKING_URI",
-  "MLFLOW_TRACKING_USERNAME",
-  "MLFLOW_TRACKING_PASSWORD",
-  "MLFLOW_TRACKING_TOKEN",
-  "MLFLOW_AUTH_CONFIG_PATH",
-  "MLFLOW_FLASK_SERVER_SECRET_KEY",
-] as const;
+export const RESERVED_ENV = RESERVED_ENV_NAMES;
 
 export function serverEnvironment(options: {
   /** The deploying environment (the provider's process.env). */

@@ -126,7 +126,12 @@ describe("the provider code package", () => {
 
   test("a build is current until a source changes; missing and stale builds are refused", () => {
     const root = tempDir("provider-code");
-    for (const rel of ["providers", "config/modelSource.ts", "scripts/provider-code.js"]) {
+    for (const rel of [
+      "providers",
+      "config/modelSource.ts",
+      "config/serverEnv.ts",
+      "scripts/provider-code.js",
+    ]) {
       fs.cpSync(path.join(repoRoot, rel), path.join(root, rel), { recursive: true });
     }
     fs.mkdirSync(path.join(root, "node_modules"));
@@ -152,7 +157,12 @@ describe("the provider code package", () => {
 
   test("a core that imports from outside the package fails the build, naming the import", () => {
     const root = tempDir("provider-code-leak");
-    for (const rel of ["providers", "config/modelSource.ts", "scripts/provider-code.js"]) {
+    for (const rel of [
+      "providers",
+      "config/modelSource.ts",
+      "config/serverEnv.ts",
+      "scripts/provider-code.js",
+    ]) {
       fs.cpSync(path.join(repoRoot, rel), path.join(root, rel), { recursive: true });
     }
     fs.mkdirSync(path.join(root, "node_modules"));
@@ -166,7 +176,7 @@ describe("the provider code package", () => {
     );
     expect(() => build.build(root)).toThrow(
       `providers/diffKeys.ts imports "../config/load", which is not part of ${build.PACKAGE} ` +
-        "(providers,config/modelSource.ts)",
+        "(providers,config/modelSource.ts,config/serverEnv.ts)",
     );
     fs.rmSync(root, { recursive: true, force: true });
   });
