@@ -22,34 +22,39 @@ const mlflow = new MlflowServer("mlflow", {
   passEnv: cfg.mlflow.passEnv,
 });
 
-const models = cfg.models.map(
-  (m) =>
-    new RegisteredModel(m.name, {
-      trackingUri: mlflow.trackingUri,
-      registryId: mlflow.registryId,
-      auth: mlflow.auth,
-      modelName: m.name,
-      source: m.source,
-      aliases: m.aliases,
-      tags: m.tags,
-      description: m.description,
-      registration: m.registration,
-      keepInRegistry: m.keepInRegistry,
-      sampleInput: m.sampleInput,
-      serve:
-        m.serve === false
-          ? undefined
-          : {
-              mode: cfg.mlflow.deployMode as "local",
-              host: m.serve.host,
-              port: m.serve.port,
-              mlflowBin: cfg.mlflowBin,
-              runDir: cfg.runDir,
-              startTimeoutSeconds: m.serve.startTimeoutSeconds,
-              passEnv: cfg.mlflow.passEnv,
-            },
-    }),
-);
+const models = cfg.models.map((m) => {
+  const common = {
+    trackingUri: mlflow.trackingUri,
+    registryId: mlflow.registryId,
+    auth: mlflow.auth,
+    modelName: m.name,
+    sampleInput: m.sampleInput,
+    serve:
+      m.serve === false
+        ? undefined
+        : {
+            mode: cfg.mlflow.deployMode as "local",
+            host: m.serve.host,
+            port: m.serve.port,
+            mlflowBin: cfg.mlflowBin,
+            runDir: cfg.runDir,
+            startTimeoutSeconds: m.serve.startTimeoutSeconds,
+            passEnv: cfg.mlflow.passEnv,
+          },
+  };
+  // Either register a version from `source` here, or serve what the registry already holds.
+  return m.kind === "reference"
+    ? new RegisteredModel(m.name, { ...common, registered: m.registered })
+    : new RegisteredModel(m.name, {
+        ...common,
+        source: m.source,
+        aliases: m.aliases,
+        tags: m.tags,
+        description: m.description,
+        registration: m.registration,
+        keepInRegistry: m.keepInRegistry,
+      });
+});
 
 // Endpoint entries: `<model>` for the MLflow host, `<model>/<target>` for each cloud target.
 const entries: Record<string, pulumi.Output<EndpointEntry | undefined>> = {};
@@ -85,7 +90,7 @@ export const endpoints: pulumi.Output<Record<string, EndpointEntry>> = pulumi
       >,
   );
 
-/** Model name -> `models:/<name>/<version>` of every registered model, served or not. */
+/** Model name -> `models:/<name>/<version>` of every model (registered here or referenced), served or not. */
 export const modelUris = pulumi
   .all(models.map((m) => m.modelUri))
   .apply((uris) => Object.fromEntries(uris.map((u, i) => [cfg.models[i].name, u])));

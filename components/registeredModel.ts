@@ -3,6 +3,7 @@ import { ModelDeployment } from "../providers/modelDeployment";
 import { sourceProblem } from "../config/modelSource";
 import { hashSource } from "../providers/modelSource";
 import type { MlflowAuth } from "../providers/mlflow/connection";
+import { ModelReference } from "../providers/modelReference";
 import { ModelVersion } from "../providers/modelVersion";
 import { EndpointEntry } from "./endpoint";
 import { sampleRequestBody } from "./sampleInput";
@@ -27,7 +28,8 @@ export interface MlflowServingArgs {
   readonly passEnv?: pulumi.Input<pulumi.Input<string>[]>;
 }
 
-export interface RegisteredModelArgs {
+/** Connection and serving settings every model has, however its version comes about. */
+interface ModelArgsCommon {
   /** Tracking server URL. */
   readonly trackingUri: pulumi.Input<string>;
   /** Which registry `trackingUri` reaches (MlflowServer.registryId); another one registers anew. */
@@ -36,8 +38,17 @@ export interface RegisteredModelArgs {
   readonly auth?: pulumi.Input<MlflowAuth | undefined>;
   /** Registered model name. */
   readonly modelName: string;
+  /** Serve the version as a REST endpoint on the MLflow host; omit to only register. */
+  readonly serve?: MlflowServingArgs;
+  /** Request body for the generated commands (default: one row of the model's serving example). */
+  readonly sampleInput?: Record<string, unknown>;
+}
+
+/** Register a new version from a source (the "register here" way). */
+export interface RegisterFromSourceArgs extends ModelArgsCommon {
   /** A local MLflow model directory (content-hashed) or a runs:/, models:/ or artifact URI. */
   readonly source: string;
+  readonly registered?: undefined;
   /** Aliases that point at this version, e.g. ["champion"]. */
   readonly aliases?: pulumi.Input<pulumi.Input<string>[]>;
   /** Tags on the model version. */
@@ -53,13 +64,19 @@ export interface RegisteredModelArgs {
   readonly experimentName?: pulumi.Input<string>;
   /** Deadline for the version to become READY (default 120 s). */
   readonly readyTimeoutSeconds?: pulumi.Input<number>;
-  /** Serve the version as a REST endpoint on the MLflow host; omit to only register. */
-  readonly serve?: MlflowServingArgs;
-  /** Request body for the generated commands (default: one row of the model's serving example). */
-  readonly sampleInput?: Record<string, unknown>;
 }
 
-/** A model version registered in MLflow, optionally served as a REST endpoint on the MLflow host. */
+/** Serve a version the registry already holds (the "serve what is registered" way): nothing is
+ * registered, changed or deleted in MLflow. An alias is followed: see providers/modelReferenceCore.ts. */
+export interface ServeRegisteredArgs extends ModelArgsCommon {
+  readonly registered: { readonly version: number } | { readonly alias: string };
+  readonly source?: undefined;
+}
+
+export type RegisteredModelArgs = RegisterFromSourceArgs | ServeRegisteredArgs;
+
+/** A model version in MLflow (registered from a source, or one the registry already holds), optionally
+ * served as a REST endpoint on the MLflow host. */
 export class RegisteredModel extends pulumi.ComponentResource {
   /** `models:/<name>/<version>` */
   public readonly modelUri: pulumi.Output<string>;
@@ -69,29 +86,10 @@ export class RegisteredModel extends pulumi.ComponentResource {
 
   constructor(name: string, args: RegisteredModelArgs, opts?: pulumi.ComponentResourceOptions) {
     super("modelserving:mlflow:RegisteredModel", name, {}, opts);
-    const problem = sourceProblem("source", args.source);
-    if (problem) {
-      throw new Error(`RegisteredModel ${args.modelName}: ${problem}`);
-    }
-
-    const version = new ModelVersion(
-      `${name}-version`,
-      {
-        trackingUri: args.trackingUri,
-        registryId: args.registryId,
-        auth: args.auth,
-        name: args.modelName,
-        source: args.source,
-        sourceHash: hashSource(args.source),
-        aliases: args.aliases ?? [],
-        tags: args.tags ?? {},
-        description: args.description ?? "",
-        registration: args.registration ?? 1,
-        experimentName: args.experimentName ?? "model-serving",
-        readyTimeoutSeconds: args.readyTimeoutSeconds ?? 120,
-      },
-      { parent: this, retainOnDelete: args.keepInRegistry ?? false },
-    );
+    const version =
+      args.registered === undefined
+        ? registerVersion(name, args, this)
+        : referenceVersion(name, args, this);
     this.modelUri = version.modelUri;
     this.version = version.version;
 
@@ -113,10 +111,9 @@ export class RegisteredModel extends pulumi.ComponentResource {
         },
         { parent: this },
       );
-      const body = sampleRequestBody(args.source, args.sampleInput);
       this.endpoint = pulumi
-        .all([deployment.url, version.modelUri, version.version])
-        .apply(([url, modelUri, v]): EndpointEntry | undefined =>
+        .all([deployment.url, version.modelUri, version.version, version.sampleBody])
+        .apply(([url, modelUri, v, body]): EndpointEntry | undefined =>
           // Known only once the deployment exists (undefined while previewing its creation).
           url === undefined
             ? undefined
@@ -138,4 +135,76 @@ export class RegisteredModel extends pulumi.ComponentResource {
       endpoint: this.endpoint,
     });
   }
+}
+
+/** What serving needs of a version, however it came about. */
+interface VersionOutputs {
+  modelUri: pulumi.Output<string>;
+  version: pulumi.Output<string>;
+  /** The request body of the generated commands. */
+  sampleBody: pulumi.Output<unknown>;
+}
+
+function registerVersion(
+  name: string,
+  args: RegisterFromSourceArgs,
+  parent: pulumi.Resource,
+): VersionOutputs {
+  const problem = sourceProblem("source", args.source);
+  if (problem) {
+    throw new Error(`RegisteredModel ${args.modelName}: ${problem}`);
+  }
+  const version = new ModelVersion(
+    `${name}-version`,
+    {
+      trackingUri: args.trackingUri,
+      registryId: args.registryId,
+      auth: args.auth,
+      name: args.modelName,
+      source: args.source,
+      sourceHash: hashSource(args.source),
+      aliases: args.aliases ?? [],
+      tags: args.tags ?? {},
+      description: args.description ?? "",
+      registration: args.registration ?? 1,
+      experimentName: args.experimentName ?? "model-serving",
+      readyTimeoutSeconds: args.readyTimeoutSeconds ?? 120,
+    },
+    { parent, retainOnDelete: args.keepInRegistry ?? false },
+  );
+  return {
+    modelUri: version.modelUri,
+    version: version.version,
+    sampleBody: pulumi.output(sampleRequestBody(args.source, args.sampleInput)),
+  };
+}
+
+function referenceVersion(
+  name: string,
+  args: ServeRegisteredArgs,
+  parent: pulumi.Resource,
+): VersionOutputs {
+  const ref = new ModelReference(
+    `${name}-registered`,
+    {
+      trackingUri: args.trackingUri,
+      registryId: args.registryId,
+      auth: args.auth,
+      name: args.modelName,
+      ...("alias" in args.registered
+        ? { alias: args.registered.alias }
+        : { version: args.registered.version }),
+    },
+    { parent },
+  );
+  return {
+    modelUri: ref.modelUri,
+    version: ref.resolvedVersion,
+    // The configured sample, else one row of the version's own serving example from MLflow.
+    sampleBody: ref.servingExample.apply((example) =>
+      args.sampleInput !== undefined || !example
+        ? sampleRequestBody("", args.sampleInput)
+        : JSON.parse(example),
+    ),
+  };
 }

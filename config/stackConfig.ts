@@ -131,6 +131,27 @@ const mlflowSchema = z
     }
   });
 
+const aliasName = z
+  .string()
+  .regex(ALIAS, 'must be 1-255 characters of letters, digits, "_" or "-"')
+  .refine((a) => a.toLowerCase() !== "latest" && !/^v\d+$/i.test(a), "is reserved by MLflow");
+
+/** What the registry already holds: one version, or whatever version an alias points to. */
+const registeredSchema = z
+  .object({
+    version: wholeNumber(1).optional(),
+    alias: aliasName.optional(),
+  })
+  .strict()
+  .superRefine((r, ctx) => {
+    if ((r.version === undefined) === (r.alias === undefined)) {
+      custom(ctx, [], 'needs exactly one of "version" (e.g. 3) or "alias" (e.g. champion)');
+    }
+  });
+
+/** Fields that only make sense when this stack registers the version itself (from `source`). */
+const REGISTER_ONLY = ["aliases", "tags", "description", "registration", "keepInRegistry"] as const;
+
 const modelSchema = z
   .object({
     name: z
@@ -139,22 +160,15 @@ const modelSchema = z
         MODEL_NAME,
         'must be 1-256 characters of letters, digits, ".", "_" or "-", starting with a letter or digit',
       ),
-    source: z.string().min(1),
-    aliases: z
-      .array(
-        z
-          .string()
-          .regex(ALIAS, 'must be 1-255 characters of letters, digits, "_" or "-"')
-          .refine(
-            (a) => a.toLowerCase() !== "latest" && !/^v\d+$/i.test(a),
-            "is reserved by MLflow",
-          ),
-      )
-      .default([]),
-    tags: z.record(z.string().min(1).max(250), z.string().max(5000)).default({}),
-    description: z.string().max(5000).default(""),
+    /** Register a new version from this source (a local model directory or an MLflow URI). */
+    source: z.string().min(1).optional(),
+    /** Serve a version the registry already holds; nothing is registered or deleted. */
+    registered: registeredSchema.optional(),
+    aliases: z.array(aliasName).optional(),
+    tags: z.record(z.string().min(1).max(250), z.string().max(5000)).optional(),
+    description: z.string().max(5000).optional(),
     /** Bump to register the same source again as a new version. */
-    registration: wholeNumber(1).default(1),
+    registration: wholeNumber(1).optional(),
     /**
      * Keep the registered versions in MLflow on destroy and replacement (retainOnDelete). Default: true
      * for an existing (shared) registry, false for the stack's own local server.
@@ -179,6 +193,29 @@ const modelSchema = z
   })
   .strict()
   .superRefine((m, ctx) => {
+    if ((m.source === undefined) === (m.registered === undefined)) {
+      custom(
+        ctx,
+        ["source"],
+        m.source === undefined
+          ? 'is required unless the model is already registered: set "source" to register a new ' +
+              'version, or "registered" ({version: N} or {alias: NAME}) to serve one the registry holds'
+          : 'cannot be combined with "registered": "source" registers a new version, "registered" ' +
+              "serves one the registry already holds; keep one",
+      );
+    }
+    if (m.registered !== undefined) {
+      for (const key of REGISTER_ONLY) {
+        if (m[key] !== undefined) {
+          custom(
+            ctx,
+            [key],
+            'only applies to versions this stack registers from "source"; a "registered" model ' +
+              "is served as the registry holds it (set aliases and tags in MLflow)",
+          );
+        }
+      }
+    }
     if (m.targets) {
       defaultEndpointNameIssues(m.name, m.targets, ctx, ["targets"]);
     }
@@ -226,10 +263,38 @@ function mlflowListenPort(m: z.infer<typeof mlflowSchema>): number | undefined {
 }
 
 export type MlflowConfig = z.infer<typeof mlflowSchema>;
-export type ModelConfig = Omit<z.infer<typeof modelSchema>, "targets" | "keepInRegistry"> & {
-  keepInRegistry: boolean;
+type ParsedModel = z.infer<typeof modelSchema>;
+
+/** What every model entry has, however its version comes about. */
+interface ModelCommon {
+  name: string;
+  serve: ParsedModel["serve"];
+  sampleInput?: Record<string, unknown>;
   targets?: CloudTargetsConfig;
-};
+}
+
+/** This stack registers a version from `source` (and deletes it on destroy unless kept). */
+export interface RegisterModelConfig extends ModelCommon {
+  kind: "register";
+  source: string;
+  aliases: string[];
+  tags: Record<string, string>;
+  description: string;
+  registration: number;
+  keepInRegistry: boolean;
+}
+
+/** A version the registry already holds: `version: N`, or the version `alias` points to. */
+export type RegistryRef =
+  { version: number; alias?: undefined } | { alias: string; version?: undefined };
+
+/** This stack serves what the registry holds and never changes the registry. */
+export interface ReferenceModelConfig extends ModelCommon {
+  kind: "reference";
+  registered: RegistryRef;
+}
+
+export type ModelConfig = RegisterModelConfig | ReferenceModelConfig;
 
 export interface StackConfig {
   mlflow: MlflowConfig & { dataDir: string };
@@ -298,13 +363,31 @@ export function parseStackConfig(
       problems.push(problem(PREFIX, ["models", i, "name"], "duplicate model name", m.name));
     }
     seen.add(m.name);
-    const source = resolveSource(m.source, ctx.projectDir);
+    const common: ModelCommon = {
+      name: m.name,
+      serve: m.serve,
+      sampleInput: m.sampleInput,
+      targets: m.targets,
+    };
+    if (m.registered !== undefined) {
+      return { ...common, kind: "reference", registered: m.registered as RegistryRef };
+    }
+    const source = resolveSource(m.source!, ctx.projectDir);
     const sourceIssue = sourceProblem(`${PREFIX}models[${i}].source`, source);
     if (sourceIssue) {
       problems.push(sourceIssue);
     }
-    // A shared registry keeps its versions unless the stack says otherwise.
-    return { ...m, source, keepInRegistry: m.keepInRegistry ?? mlflow.mode === "existing" };
+    return {
+      ...common,
+      kind: "register",
+      source,
+      aliases: m.aliases ?? [],
+      tags: m.tags ?? {},
+      description: m.description ?? "",
+      registration: m.registration ?? 1,
+      // A shared registry keeps its versions unless the stack says otherwise.
+      keepInRegistry: m.keepInRegistry ?? mlflow.mode === "existing",
+    };
   });
   // The local servers rely on POSIX process groups and signals (providers/process/identity.ts).
   const platform = ctx.platform ?? process.platform;

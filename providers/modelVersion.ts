@@ -8,7 +8,8 @@ import { assertProviderCodeCurrent, providerCode } from "./providerCode";
 type Core = typeof core;
 const modelVersionProvider: pulumi.dynamic.ResourceProvider = {
   async check(olds, news) {
-    return { inputs: news };
+    const c = providerCode<Core>("providers/modelVersionCore");
+    return { inputs: await c.checkModelVersion(olds, news as core.ModelVersionArgs) };
   },
   async diff(id, olds, news) {
     return providerCode<Core>("providers/modelVersionCore").diffModelVersion(olds, news);

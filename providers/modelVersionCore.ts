@@ -2,6 +2,7 @@ import * as crypto from "crypto";
 import { containsUnknown, diffByKeys } from "./diffKeys";
 import { createMlflowClient, MlflowClient } from "./mlflow/client";
 import { MlflowError } from "./mlflow/errors";
+import { parseModelUri, resolveModelUri } from "./mlflow/modelUri";
 import * as registry from "./mlflow/registry";
 import { hashSource, isSourceUri, sourceProblem } from "./modelSource";
 
@@ -10,6 +11,9 @@ import { hashSource, isSourceUri, sourceProblem } from "./modelSource";
  *
  * Contract
  * - id: `<model name>/<version>`.
+ * - check: for a models:/ or runs:/ source, `sourceHash` also covers what the URI points to now (the
+ *   version an alias names, the run's files and sizes, the logged model), so a moved alias or a
+ *   re-logged run registers anew although the URI text is the same (providers/mlflow/modelUri.ts).
  * - replace: a new `sourceHash` (the model changed), a new `registration` counter (re-register the same
  *   source), another `name` or `registryId` (another registry: a local server's new data directory, or
  *   another existing server). The replacement registers a new version first, then the old version is
@@ -142,12 +146,13 @@ export async function createModelVersion(
     );
     version = existing;
   } else {
-    const { source, runId } = await resolveStorageSource(client, args, log);
+    const { source, runId, modelId } = await resolveStorageSource(client, args, log);
     await registry.ensureRegisteredModel(client, args.name, { [TAG_MANAGED]: "true" });
     version = await registry.createModelVersion(client, {
       name: args.name,
       source,
       runId,
+      modelId,
       description: args.description || undefined,
       tags: { ...args.tags, [TAG_SOURCE_HASH]: args.sourceHash, [TAG_REGISTRATION]: registration },
     });
@@ -190,7 +195,7 @@ async function resolveStorageSource(
   client: MlflowClient,
   args: ModelVersionArgs,
   log: (msg: string) => void,
-): Promise<{ source: string; runId?: string }> {
+): Promise<{ source: string; runId?: string; modelId?: string }> {
   if (!isSourceUri(args.source)) {
     const experimentId = await registry.ensureExperiment(client, args.experimentName);
     const run = await registry.createRun(client, experimentId, `register-${args.name}`, {
@@ -207,27 +212,43 @@ async function resolveStorageSource(
     }
     return { source: `${run.artifactUri}/model`, runId: run.runId };
   }
-  const runs = /^runs:\/([^/]+)\/?(.*)$/.exec(args.source);
-  if (runs) {
-    const res = await client.call<{ run: { info: { artifact_uri: string } } }>(
-      "GET",
-      "/api/2.0/mlflow/runs/get",
-      { query: { run_id: runs[1] }, idempotent: true },
-    );
-    return {
-      source: `${res.run.info.artifact_uri}/${runs[2]}`.replace(/\/+$/, ""),
-      runId: runs[1],
-    };
+  const resolved = await resolveModelUri(client, args.source);
+  return { source: resolved.source, runId: resolved.runId, modelId: resolved.modelId };
+}
+
+/**
+ * check(): the inputs with `sourceHash` covering what a models:/ or runs:/ source points to now.
+ * While that cannot be known (a value unknown in preview, the server unreachable) the old hash is kept
+ * for an unchanged source, so nothing is replaced for want of an answer.
+ */
+export async function checkModelVersion(
+  olds: Partial<ModelVersionState> | undefined,
+  news: ModelVersionArgs,
+): Promise<ModelVersionArgs> {
+  if (!isSourceUri(news.source) || parseModelUri(news.source) === undefined) {
+    return news;
   }
-  const models = /^models:\/([^/]+)\/([^/]+)$/.exec(args.source);
-  if (models) {
-    const v = await registry.getModelVersion(client, models[1], models[2]);
-    if (!v) {
-      throw new Error(`source: model version ${args.source} does not exist in ${client.baseUrl}`);
+  const keepOld = () =>
+    olds?.source === news.source && olds.sourceHash
+      ? { ...news, sourceHash: olds.sourceHash }
+      : news;
+  if (containsUnknown([news.trackingUri, news.auth, news.source, news.sourceHash])) {
+    return keepOld();
+  }
+  try {
+    const resolved = await resolveModelUri(clientFor(news), news.source);
+    return { ...news, sourceHash: sourceHashFor(news.sourceHash, resolved.fingerprint) };
+  } catch (err) {
+    if (err instanceof MlflowError && err.errorCode === "UNREACHABLE") {
+      return keepOld();
     }
-    return { source: v.source, runId: v.run_id || undefined };
+    throw err;
   }
-  return { source: args.source };
+}
+
+/** The hash of a URI source's text, and of what it resolves to. */
+export function sourceHashFor(textHash: string, fingerprint: string): string {
+  return `sha256:${crypto.createHash("sha256").update(`${textHash}\0${fingerprint}`).digest("hex")}`;
 }
 
 async function waitUntilReady(

@@ -22,6 +22,7 @@ const SOURCES = ["providers", "config/modelSource.ts", "config/serverEnv.ts"];
  * them and what they import. */
 const ENTRIES = [
   "providers/modelVersionCore",
+  "providers/modelReferenceCore",
   "providers/deployment/core",
   "providers/mlflowServerCore",
 ];

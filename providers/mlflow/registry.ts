@@ -11,6 +11,8 @@ export interface ModelVersionInfo {
   status: string;
   source: string;
   run_id?: string;
+  /** The MLflow 3 logged model the version was registered from, if any. */
+  model_id?: string;
   description?: string;
   tags?: { key: string; value: string }[];
   aliases?: string[];
@@ -186,6 +188,7 @@ export async function createModelVersion(
     name: string;
     source: string;
     runId?: string;
+    modelId?: string;
     description?: string;
     tags: Record<string, string>;
   },
@@ -198,6 +201,7 @@ export async function createModelVersion(
         name: args.name,
         source: args.source,
         run_id: args.runId,
+        model_id: args.modelId,
         description: args.description,
         tags: Object.entries(args.tags).map(([key, value]) => ({ key, value })),
       },
@@ -338,5 +342,105 @@ export async function deleteAliasIfOwned(
     if (!isNotFound(err)) {
       throw err;
     }
+  }
+}
+
+/** The version an alias points to, or undefined when the model or the alias does not exist. */
+export async function getModelVersionByAlias(
+  client: MlflowClient,
+  name: string,
+  alias: string,
+): Promise<ModelVersionInfo | undefined> {
+  try {
+    const res = await client.call<{ model_version: ModelVersionInfo }>(
+      "GET",
+      `${API}/registered-models/alias`,
+      { query: { name, alias }, idempotent: true },
+    );
+    return res.model_version;
+  } catch (err) {
+    if (isNotFound(err) || hasErrorCode(err, "INVALID_PARAMETER_VALUE")) {
+      return undefined;
+    }
+    throw err;
+  }
+}
+
+export interface LoggedModelInfo {
+  model_id: string;
+  name?: string;
+  artifact_uri: string;
+  source_run_id?: string;
+  status?: string;
+}
+
+/** An MLflow 3 logged model (`models:/m-<id>`), or undefined when it does not exist. */
+export async function getLoggedModel(
+  client: MlflowClient,
+  modelId: string,
+): Promise<LoggedModelInfo | undefined> {
+  try {
+    const res = await client.call<{ model: { info: LoggedModelInfo } }>(
+      "GET",
+      `${API}/logged-models/${encodeURIComponent(modelId)}`,
+      { idempotent: true },
+    );
+    return res.model.info;
+  } catch (err) {
+    if (isNotFound(err)) {
+      return undefined;
+    }
+    throw err;
+  }
+}
+
+export interface ArtifactFile {
+  path: string;
+  is_dir?: boolean;
+  file_size?: number;
+}
+
+/** Every file under `path` of a run's artifacts (recursive), as MLflow lists them with their sizes. */
+export async function listRunArtifacts(
+  client: MlflowClient,
+  runId: string,
+  path = "",
+): Promise<ArtifactFile[]> {
+  const out: ArtifactFile[] = [];
+  const res = await client.call<{ files?: ArtifactFile[] }>("GET", `${API}/artifacts/list`, {
+    query: { run_id: runId, path: path || undefined },
+    idempotent: true,
+  });
+  for (const f of res.files ?? []) {
+    if (f.is_dir) {
+      out.push(...(await listRunArtifacts(client, runId, f.path)));
+    } else {
+      out.push(f);
+    }
+  }
+  return out.sort((a, b) => a.path.localeCompare(b.path));
+}
+
+/** A JSON file served by the tracking server's artifact proxy (`mlflow-artifacts:/...` URIs), or
+ * undefined when the URI is not proxied or the file is missing. */
+export async function readProxiedJson(
+  client: MlflowClient,
+  artifactUri: string,
+): Promise<unknown | undefined> {
+  const prefix = "mlflow-artifacts:";
+  if (!artifactUri.startsWith(prefix)) {
+    return undefined;
+  }
+  const rel = artifactUri.slice(prefix.length).replace(/^\/+/, "");
+  try {
+    return await client.call("GET", `/api/2.0/mlflow-artifacts/artifacts/${encodePath(rel)}`, {
+      idempotent: true,
+      timeoutMs: 30_000,
+    });
+  } catch (err) {
+    if (isNotFound(err)) {
+      return undefined;
+    }
+    throw err;
   }
 }

@@ -1,7 +1,7 @@
 import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { parseStackConfig } from "../../config/stackConfig";
+import { parseStackConfig, type RegisterModelConfig } from "../../config/stackConfig";
 import { missingMlflow, repoRoot, venvPython } from "../support/env";
 
 // The stack files shipped in the repo must pass the same validation `pulumi up` runs first.
@@ -64,6 +64,9 @@ describeReal("example stack files", () => {
     expect(Object.keys(parse(az).targets ?? {})).toEqual(["azureml"]);
     expect(parse(sm).serve).toBe(false);
     // A shared (existing) registry keeps the versions on destroy unless the stack says otherwise.
-    expect([parse(sm).keepInRegistry, parse(az).keepInRegistry]).toEqual([true, true]);
+    expect([sm, az].map((c) => (parse(c) as RegisterModelConfig).keepInRegistry)).toEqual([
+      true,
+      true,
+    ]);
   });
 });

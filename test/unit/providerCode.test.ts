@@ -115,7 +115,10 @@ describe("the provider code package", () => {
 
   test("every core the providers load is an entry of the package", () => {
     const named = new Set<string>();
-    for (const file of ["modelVersion.ts", "modelDeployment.ts", "localMlflowServer.ts"]) {
+    const wrappers = fs
+      .readdirSync(path.join(repoRoot, "providers"))
+      .filter((f) => f.endsWith(".ts"));
+    for (const file of wrappers) {
       const text = fs.readFileSync(path.join(repoRoot, "providers", file), "utf8");
       for (const [, core] of text.matchAll(/providerCode<Core>\("([^"]+)"\)/g)) {
         named.add(core);

@@ -1,6 +1,10 @@
 import * as fs from "fs";
 import * as path from "path";
-import { parseStackConfig, RESERVED_ENV_NAMES } from "../../config/stackConfig";
+import {
+  parseStackConfig,
+  RESERVED_ENV_NAMES,
+  type RegisterModelConfig,
+} from "../../config/stackConfig";
 import { RESERVED_ENV } from "../../providers/process/env";
 import { tempDir } from "../support/env";
 
@@ -38,6 +42,7 @@ describe("stack config defaults", () => {
     });
     expect(cfg.notices).toEqual([]);
     expect(cfg.models[0]).toEqual({
+      kind: "register",
       name: "iris",
       source: path.join(projectDir, "models/iris"),
       aliases: [],
@@ -53,7 +58,7 @@ describe("stack config defaults", () => {
 
   it("keeps URI sources as they are", () => {
     const cfg = parseStackConfig({ models: [model({ source: "runs:/abc123/model" })] }, ctx);
-    expect(cfg.models[0].source).toBe("runs:/abc123/model");
+    expect((cfg.models[0] as RegisterModelConfig).source).toBe("runs:/abc123/model");
   });
 });
 
@@ -188,7 +193,7 @@ describe("stack config errors name the key and the value", () => {
       "unknown key",
       { models: [model({ alias: "champion" })] },
       invalid(
-        "model-serving:models[0].alias: unknown key; expected one of name, source, aliases, tags, description, registration, keepInRegistry, serve, sampleInput, targets",
+        "model-serving:models[0].alias: unknown key; expected one of name, source, registered, aliases, tags, description, registration, keepInRegistry, serve, sampleInput, targets",
       ),
     ],
     [
@@ -255,7 +260,8 @@ describe("where the registry's data lives", () => {
 
 describe("keepInRegistry", () => {
   const keep = (mlflow: unknown, extra: Record<string, unknown> = {}) =>
-    parseStackConfig({ mlflow, models: [model(extra)] }, ctx).models[0].keepInRegistry;
+    (parseStackConfig({ mlflow, models: [model(extra)] }, ctx).models[0] as RegisterModelConfig)
+      .keepInRegistry;
   const existing = { mode: "existing", trackingUri: "https://mlflow.internal" };
 
   it("defaults to true for an existing (shared) registry, false for the stack's own server", () => {
@@ -637,5 +643,91 @@ describe("platform", () => {
     expect(
       parseStackConfig({ models: [model()] }, { ...ctx, platform: "darwin" }).mlflow.mode,
     ).toBe("local");
+  });
+});
+
+describe("registered models (serve what the registry holds)", () => {
+  const ref = (registered: unknown, extra: Record<string, unknown> = {}) => ({
+    name: "fraud",
+    registered,
+    ...extra,
+  });
+
+  it("accepts a version or an alias, and registers nothing", () => {
+    const cfg = parseStackConfig(
+      {
+        mlflow: { mode: "existing", trackingUri: "https://mlflow.internal" },
+        models: [ref({ version: 3 }), ref({ alias: "champion" }, { name: "churn" })],
+      },
+      ctx,
+    );
+    expect(cfg.models).toEqual([
+      { kind: "reference", name: "fraud", registered: { version: 3 }, serve: expect.any(Object) },
+      {
+        kind: "reference",
+        name: "churn",
+        registered: { alias: "champion" },
+        serve: expect.any(Object),
+      },
+    ]);
+    // The embedded local server can be referenced too (a version registered there by hand).
+    expect(parseStackConfig({ models: [ref({ version: 1 })] }, ctx).models[0].kind).toBe(
+      "reference",
+    );
+  });
+
+  it.each([
+    [
+      "neither source nor registered",
+      { name: "fraud" },
+      'model-serving:models[0].source: is required unless the model is already registered: set "source" to register a new version, or "registered" ({version: N} or {alias: NAME}) to serve one the registry holds',
+    ],
+    [
+      "both source and registered",
+      { name: "fraud", source: "models:/fraud/3", registered: { version: 3 } },
+      'model-serving:models[0].source: cannot be combined with "registered": "source" registers a new version, "registered" serves one the registry already holds; keep one (got "models:/fraud/3")',
+    ],
+    [
+      "version and alias together",
+      ref({ version: 3, alias: "champion" }),
+      'model-serving:models[0].registered: needs exactly one of "version" (e.g. 3) or "alias" (e.g. champion) (got {"version":3,"alias":"champion"})',
+    ],
+    [
+      "an empty reference",
+      ref({}),
+      'model-serving:models[0].registered: needs exactly one of "version" (e.g. 3) or "alias" (e.g. champion) (got {})',
+    ],
+    [
+      "version zero",
+      ref({ version: 0 }),
+      "model-serving:models[0].registered.version: must be a whole number of at least 1 (got 0)",
+    ],
+    [
+      "version as text",
+      ref({ version: "3" }),
+      'model-serving:models[0].registered.version: must be a whole number of at least 1 (got "3")',
+    ],
+    [
+      "an alias MLflow reserves",
+      ref({ alias: "latest" }),
+      'model-serving:models[0].registered.alias: is reserved by MLflow (got "latest")',
+    ],
+    [
+      "a typo",
+      ref({ versoin: 3 }),
+      "model-serving:models[0].registered.versoin: unknown key; expected one of version, alias",
+    ],
+    [
+      "aliases on a referenced version",
+      ref({ alias: "champion" }, { aliases: ["prod"] }),
+      'model-serving:models[0].aliases: only applies to versions this stack registers from "source"; a "registered" model is served as the registry holds it (set aliases and tags in MLflow) (got ["prod"])',
+    ],
+    [
+      "keepInRegistry on a referenced version",
+      ref({ version: 2 }, { keepInRegistry: false }),
+      'model-serving:models[0].keepInRegistry: only applies to versions this stack registers from "source"; a "registered" model is served as the registry holds it (set aliases and tags in MLflow) (got false)',
+    ],
+  ])("%s is refused, naming the key and the value", (_, entry, line) => {
+    expect(parse({ models: [entry] })).toThrow(invalid(line));
   });
 });
