@@ -22,6 +22,8 @@ const venv = missing ? undefined : venvDir;
 const maybe = venv ? describe : describe.skip;
 
 const COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"];
+// Small enough that a test body crosses it; the default (6 MiB) is asserted from serve.py's log line.
+const BODY_LIMIT = 4096;
 const ROWS = [
   [5.1, 3.5, 1.4, 0.2],
   [6.0, 2.9, 4.5, 1.5],
@@ -71,6 +73,8 @@ maybe("scorer serve.py (MLflow scoring server) contract", () => {
         MODEL_PATH: path.join(ctx.contextDir, "model"),
         HOST: "127.0.0.1",
         PORT: String(port),
+        SCORER_MAX_BODY_BYTES: String(BODY_LIMIT),
+        SCORER_WORKERS: "1",
       },
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -157,8 +161,138 @@ maybe("scorer serve.py (MLflow scoring server) contract", () => {
     expect((await post('{"rows": [[1, 2, 3, 4]]}', "application/json")).status).toBe(400);
   });
 
+  test("the server logs its settings: the overridden body limit, keep-alive and timeout defaults", () => {
+    expect(logs).toContain(
+      `with 1 workers, keep-alive 300s, body limit ${BODY_LIMIT} bytes, timeout 55s`,
+    );
+  });
+
+  test("a body over SCORER_MAX_BODY_BYTES -> 413, by Content-Length and chunked", async () => {
+    const big = JSON.stringify({
+      dataframe_split: { columns: COLUMNS, data: Array(400).fill(ROWS[0]) },
+    });
+    expect(big.length).toBeGreaterThan(BODY_LIMIT);
+    const res = await post(big, "application/json");
+    expect(res.status).toBe(413);
+    expect(await res.text()).toContain(`limit of ${BODY_LIMIT} bytes (SCORER_MAX_BODY_BYTES)`);
+    // No Content-Length: a streamed body is counted as it arrives.
+    const chunks = [big.slice(0, 3000), big.slice(3000)];
+    const stream = new ReadableStream({
+      pull(controller) {
+        const next = chunks.shift();
+        if (next === undefined) {
+          controller.close();
+        } else {
+          controller.enqueue(new TextEncoder().encode(next));
+        }
+      },
+    });
+    const chunked = await fetch(`${base}/invocations`, {
+      method: "POST",
+      body: stream,
+      headers: { "Content-Type": "application/json" },
+      duplex: "half",
+    } as RequestInit);
+    expect(chunked.status).toBe(413);
+    // Under the limit, chunked, still scores.
+    const small = JSON.stringify({ dataframe_split: { columns: COLUMNS, data: ROWS } });
+    const parts = [small.slice(0, 20), small.slice(20)];
+    const okStream = new ReadableStream({
+      pull(controller) {
+        const next = parts.shift();
+        if (next === undefined) {
+          controller.close();
+        } else {
+          controller.enqueue(new TextEncoder().encode(next));
+        }
+      },
+    });
+    const ok = await fetch(`${base}/invocations`, {
+      method: "POST",
+      body: okStream,
+      headers: { "Content-Type": "application/json" },
+      duplex: "half",
+    } as RequestInit);
+    expect(await predictions(ok)).toEqual([0, 1, 2]);
+  });
+
   test("unsupported or missing content type -> 415", async () => {
     expect((await post("<rows/>", "application/xml")).status).toBe(415);
     expect((await post("5.1,3.5,1.4,0.2")).status).toBe(415);
+  });
+});
+
+maybe("scorer serve.py prepare (build time, before anything is installed)", () => {
+  const python = venv ? path.join(venv, "bin/python") : "python3";
+  const serve = path.join(ROOT, "scorer/serve.py");
+  const run = (modelDir: string, out: string) => {
+    try {
+      const stdout = execFileSync(python, [serve, "prepare", modelDir, out], { stdio: "pipe" });
+      return { code: 0, stdout: String(stdout), stderr: "" };
+    } catch (err) {
+      const e = err as { status: number; stdout: Buffer; stderr: Buffer };
+      return { code: e.status, stdout: String(e.stdout), stderr: String(e.stderr) };
+    }
+  };
+  const modelDir = (pythonVersion: string, requirements: string) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "scorer-prepare-"));
+    fs.writeFileSync(
+      path.join(dir, "python_env.yaml"),
+      `python: ${pythonVersion}\nbuild_dependencies:\n- pip==23.2.1\n- setuptools==65.5.0\n- wheel\ndependencies:\n- -r requirements.txt\n`,
+    );
+    fs.writeFileSync(path.join(dir, "requirements.txt"), requirements);
+    return dir;
+  };
+  const here = String(
+    execFileSync(python, ["-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"]),
+  ).trim();
+
+  test("the model's mlflow / mlflow-skinny pins are dropped, every other line kept as written", () => {
+    const dir = modelDir(
+      `${here.split(".").slice(0, 2).join(".")}.99`,
+      "mlflow==2.17.2\nMLflow_Skinny[databricks]==2.17.2\nnumpy==1.26.4\nscikit-learn==1.5.2 # sk\nmlflow-tracing==0.1\n",
+    );
+    try {
+      const result = run(dir, path.join(dir, "out"));
+      expect(result.code).toBe(0);
+      expect(fs.readFileSync(path.join(dir, "out/model-requirements.txt"), "utf8")).toBe(
+        "numpy==1.26.4\nscikit-learn==1.5.2 # sk\nmlflow-tracing==0.1\n",
+      );
+      expect(fs.readFileSync(path.join(dir, "out/build-requirements.txt"), "utf8")).toBe(
+        "pip==23.2.1\nsetuptools==65.5.0\nwheel\n",
+      );
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a model that needs another Python major.minor stops the build, naming both and the fix", () => {
+    const dir = modelDir("3.8.18", "numpy\n");
+    try {
+      const result = run(dir, path.join(dir, "out"));
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain(
+        `scorer image: the model needs Python 3.8 (python_env.yaml: python: 3.8.18) but the base image has Python ${here}: build with --build-arg BASE_IMAGE=<an image with python3.8 and its venv module>, e.g. python:3.8-slim-bookworm`,
+      );
+      expect(fs.existsSync(path.join(dir, "out"))).toBe(false);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a bad SCORER_* value names the variable and the value", () => {
+    try {
+      execFileSync(python, [serve, "check"], {
+        stdio: "pipe",
+        env: { ...process.env, SCORER_WORKERS: "two" },
+      });
+      throw new Error("serve.py check accepted SCORER_WORKERS=two");
+    } catch (err) {
+      const e = err as { status: number; stderr: Buffer };
+      expect(e.status).toBe(2);
+      expect(String(e.stderr)).toContain(
+        "scorer: SCORER_WORKERS must be an integer >= 1, got 'two'",
+      );
+    }
   });
 });
