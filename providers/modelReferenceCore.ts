@@ -90,7 +90,7 @@ export async function resolveReference(
       `registered: ${describe(args)} is version ${v.version}, which is ${v.status}, not READY`,
     );
   }
-  const { source, runId } = fromVersion(v);
+  const { source, runId, modelId } = fromVersion(v);
   log(`${describe(args)} is version ${v.version}`);
   return {
     ...args,
@@ -98,7 +98,7 @@ export async function resolveReference(
     modelUri: `models:/${args.name}/${v.version}`,
     storageSource: source,
     runId: runId ?? "",
-    servingExample: await servingExample(client, v, log),
+    servingExample: await servingExample(client, v, modelId, log),
   };
 }
 
@@ -106,11 +106,12 @@ export async function resolveReference(
 async function servingExample(
   client: MlflowClient,
   v: registry.ModelVersionInfo,
+  modelId: string | undefined,
   log: (msg: string) => void,
 ): Promise<string> {
   let location = v.source;
-  if (v.model_id && /^models:\//.test(v.source)) {
-    location = (await registry.getLoggedModel(client, v.model_id))?.artifact_uri ?? "";
+  if (modelId && /^models:\//.test(v.source)) {
+    location = (await registry.getLoggedModel(client, modelId))?.artifact_uri ?? "";
   }
   try {
     const example = await registry.readProxiedJson(

@@ -95,10 +95,13 @@ export async function resolveModelUri(
 
 /** A registered version as a source: its storage location, run and logged model. */
 export function fromVersion(v: registry.ModelVersionInfo): Omit<ResolvedModel, "version"> {
+  // MLflow's REST answer leaves model_id out; a version registered from a logged model has its URI
+  // as the source.
+  const logged = parseModelUri(v.source);
   return {
     source: v.source,
     runId: v.run_id || undefined,
-    modelId: v.model_id || undefined,
+    modelId: v.model_id || (logged?.kind === "logged" ? logged.modelId : undefined),
     fingerprint: sha(
       `version\0${v.name}\0${v.version}\0${v.source}\0${v.run_id ?? ""}\0${v.model_id ?? ""}`,
     ),
