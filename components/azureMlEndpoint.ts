@@ -2,6 +2,7 @@ import * as crypto from "crypto";
 import * as applicationinsights from "@pulumi/azure-native/applicationinsights";
 import * as authorization from "@pulumi/azure-native/authorization";
 import * as keyvault from "@pulumi/azure-native/keyvault";
+import * as managedidentity from "@pulumi/azure-native/managedidentity";
 import * as ml from "@pulumi/azure-native/machinelearningservices";
 import * as monitor from "@pulumi/azure-native/monitor";
 import * as operationalinsights from "@pulumi/azure-native/operationalinsights";
@@ -9,7 +10,14 @@ import * as storage from "@pulumi/azure-native/storage";
 import * as pulumi from "@pulumi/pulumi";
 import { AzureMlTraffic } from "../providers/azureMlTraffic";
 import type { CloudEndpointEntry } from "./endpoint";
+import { EMPTY_SAMPLE } from "./sampleInput";
 import { azureMlSnippets, type AzureMlSnippetAuth } from "./snippets/azureml";
+
+/** The endpoints output entry of an Azure ML target: the common keys plus per-deployment commands. */
+export interface AzureMlEndpointEntry extends CloudEndpointEntry {
+  /** Deployment name -> curl that scores that deployment only (`azureml-model-deployment`). */
+  deploymentCurl: Record<string, string>;
+}
 
 /** Built-in AcrPull role definition id. */
 export const ACR_PULL_ROLE_ID = "7f951dda-4ed3-4680-a7ca-43fe172d538d";
@@ -33,6 +41,8 @@ export interface AzureMlDeploymentArgs {
   readonly instanceType?: string;
   /** Instance count; default the endpoint's instanceCount. */
   readonly instanceCount?: number;
+  /** Container environment of this deployment, on top of the endpoint's `environment`. */
+  readonly environment?: Record<string, string>;
 }
 
 export interface AzureMlEndpointArgs {
@@ -46,14 +56,25 @@ export interface AzureMlEndpointArgs {
   readonly workspaceName: string;
   /** Create the workspace with its storage account, key vault, Log Analytics and App Insights. */
   readonly createWorkspace?: boolean;
+  /** Raise to give a created workspace's key vault and storage new names (destroy-then-up, no purge). */
+  readonly workspaceGeneration?: number;
   /** Resource id of the ACR holding the images; the endpoint identity gets AcrPull on it. */
   readonly registryId: pulumi.Input<string>;
   /** Registered model name (for the endpoint entry). */
   readonly modelName: pulumi.Input<string>;
   /** Online endpoint name (3-32 characters, unique in the region); default the component name. */
   readonly endpointName?: string;
-  /** Caller authentication: endpoint keys or Azure ML tokens; default key. */
-  readonly authMode?: "key" | "aml_token";
+  /** Caller authentication: endpoint keys, Azure ML tokens or Entra ID tokens; default key. */
+  readonly authMode?: AzureMlAuthMode;
+  /**
+   * Identity that pulls the images: "userAssigned" creates one and grants it AcrPull before the
+   * endpoint exists (no race with the first pull); default "systemAssigned" (granted after creation).
+   */
+  readonly identity?: "systemAssigned" | "userAssigned";
+  /** Container environment of every deployment (passed through to the scorer, e.g. WORKERS). */
+  readonly environment?: Record<string, string>;
+  /** Body the generated commands send: the model's own sample input; default an empty dataframe_split. */
+  readonly sampleBody?: pulumi.Input<unknown>;
   /** One deployment, or two for blue/green, with their traffic split. */
   readonly deployments: AzureMlDeploymentArgs[];
   /** Default VM size of deployments; default Standard_DS3_v2. */
@@ -75,6 +96,13 @@ export interface AzureMlEndpointArgs {
 }
 
 const NAME = /^[a-zA-Z][a-zA-Z0-9-]{1,30}[a-zA-Z0-9]$/;
+export type AzureMlAuthMode = "key" | "aml_token" | "aad_token";
+/** ARM's names of the auth modes. */
+export const ENDPOINT_AUTH_MODES: Record<AzureMlAuthMode, string> = {
+  key: "Key",
+  aml_token: "AMLToken",
+  aad_token: "AADToken",
+};
 
 /** Throws the first problem with the args, naming the argument. */
 export function validateAzureMlEndpointArgs(name: string, args: AzureMlEndpointArgs): void {
@@ -93,8 +121,12 @@ export function validateAzureMlEndpointArgs(name: string, args: AzureMlEndpointA
     );
   }
   const authMode = args.authMode ?? "key";
-  if (authMode !== "key" && authMode !== "aml_token") {
-    fail(`authMode must be "key" or "aml_token", got ${JSON.stringify(authMode)}`);
+  if (!Object.keys(ENDPOINT_AUTH_MODES).includes(authMode)) {
+    fail(`authMode must be "key", "aml_token" or "aad_token", got ${JSON.stringify(authMode)}`);
+  }
+  const identity = args.identity ?? "systemAssigned";
+  if (identity !== "systemAssigned" && identity !== "userAssigned") {
+    fail(`identity must be "systemAssigned" or "userAssigned", got ${JSON.stringify(identity)}`);
   }
   const deployments = args.deployments ?? [];
   if (deployments.length < 1 || deployments.length > 2) {
@@ -133,6 +165,15 @@ export function validateAzureMlEndpointArgs(name: string, args: AzureMlEndpointA
     if (!(cpu > 0 && cpu < 100)) {
       fail(`scaling.targetCpuPercent must be between 0 and 100, got ${cpu}`);
     }
+    for (const d of deployments) {
+      // The instance count is the autoscale profile's default capacity.
+      const count = d.instanceCount ?? args.instanceCount ?? 1;
+      if (count < min || count > max) {
+        fail(
+          `instanceCount of ${d.name} (${count}) must be within scaling.minInstances..maxInstances (${min}..${max}): it is the autoscale default`,
+        );
+      }
+    }
   }
 }
 
@@ -141,7 +182,33 @@ export function isoDuration(ms: number): string {
   return `PT${ms / 1000}S`;
 }
 
-/** Environment version derived from the image digest, so a new image is a new version. */
+/**
+ * Names of the resources a created workspace needs. Key vaults (90 days) and workspaces (14 days)
+ * stay soft-deleted after a destroy and keep their names, so the suffix covers the project and stack
+ * (two stacks never collide) and `generation` (raise it for a destroy-then-up without a purge).
+ */
+export function workspaceResourceNames(p: {
+  project: string;
+  stack: string;
+  workspaceName: string;
+  endpointName: string;
+  generation?: number;
+}): { storageAccount: string; keyVault: string } {
+  const base = p.workspaceName
+    .toLowerCase()
+    .replace(/[^a-z0-9]/g, "")
+    .slice(0, 12);
+  const suffix = shortHash(
+    p.project,
+    p.stack,
+    p.workspaceName,
+    p.endpointName,
+    String(p.generation ?? 0),
+  );
+  return { storageAccount: `${base}st${suffix}`, keyVault: `${base}-kv-${suffix}` };
+}
+
+/** The image digest as a short label (for descriptions; versions are auto-named, see below). */
 export function environmentVersionFor(imageUri: string): string {
   const digest = /@sha256:([0-9a-f]{64})$/.exec(imageUri);
   if (!digest) {
@@ -150,6 +217,35 @@ export function environmentVersionFor(imageUri: string): string {
     );
   }
   return `sha256-${digest[1].slice(0, 16)}`;
+}
+
+/**
+ * What the endpoint's own PUT sends (the OnlineEndpoint resource's inputs). Any such PUT resets the
+ * traffic split, so the traffic resource re-applies it whenever this hash changes.
+ */
+export function endpointSpecHash(spec: {
+  endpointName: string;
+  location: string;
+  authMode: string;
+  description: string;
+  identity: { type: string; userAssignedIdentities?: string[] };
+  tags?: Record<string, string>;
+}): string {
+  return crypto.createHash("sha256").update(stableJson(spec)).digest("hex").slice(0, 16);
+}
+
+/** JSON with object keys sorted at every level, so equal specs hash equally. */
+function stableJson(v: unknown): string {
+  if (Array.isArray(v)) {
+    return `[${v.map(stableJson).join(",")}]`;
+  }
+  if (v !== null && typeof v === "object") {
+    const entries = Object.entries(v as Record<string, unknown>)
+      .filter(([, x]) => x !== undefined)
+      .sort(([a], [b]) => a.localeCompare(b));
+    return `{${entries.map(([k, x]) => `${JSON.stringify(k)}:${stableJson(x)}`).join(",")}}`;
+  }
+  return JSON.stringify(v);
 }
 
 function shortHash(...parts: string[]): string {
@@ -169,29 +265,34 @@ export class AzureMlEndpoint extends pulumi.ComponentResource {
   public readonly curl: pulumi.Output<string>;
   /** Python command with the credential (secret). */
   public readonly python: pulumi.Output<string>;
+  /** Deployment name -> curl that scores that deployment only (secret in key mode). */
+  public readonly deploymentCurls: pulumi.Output<Record<string, string>>;
   /** The entry for the stack's endpoints[model].azureml output (secret: it carries the key). */
-  public readonly endpoint: pulumi.Output<CloudEndpointEntry>;
+  public readonly endpoint: pulumi.Output<AzureMlEndpointEntry>;
 
   constructor(name: string, args: AzureMlEndpointArgs, opts?: pulumi.ComponentResourceOptions) {
     validateAzureMlEndpointArgs(name, args);
     super("modelserving:azure:AzureMlEndpoint", name, {}, opts);
     const endpointName = args.endpointName ?? name;
     const authMode = args.authMode ?? "key";
+    const identityKind = args.identity ?? "systemAssigned";
     const rg = args.resourceGroupName;
     const location = args.location;
 
     let workspaceName: pulumi.Output<string>;
     if (args.createWorkspace) {
-      const base = args.workspaceName
-        .toLowerCase()
-        .replace(/[^a-z0-9]/g, "")
-        .slice(0, 12);
-      const suffix = shortHash(args.workspaceName, endpointName);
+      const names = workspaceResourceNames({
+        project: pulumi.getProject(),
+        stack: pulumi.getStack(),
+        workspaceName: args.workspaceName,
+        endpointName,
+        generation: args.workspaceGeneration,
+      });
       const client = authorization.getClientConfigOutput({ parent: this });
       const sa = new storage.StorageAccount(
         `${name}-storage`,
         {
-          accountName: `${base}st${suffix}`,
+          accountName: names.storageAccount,
           resourceGroupName: rg,
           location,
           kind: "StorageV2",
@@ -204,7 +305,7 @@ export class AzureMlEndpoint extends pulumi.ComponentResource {
       const kv = new keyvault.Vault(
         `${name}-kv`,
         {
-          vaultName: `${base}-kv-${suffix}`,
+          vaultName: names.keyVault,
           resourceGroupName: rg,
           location,
           properties: {
@@ -255,7 +356,35 @@ export class AzureMlEndpoint extends pulumi.ComponentResource {
       ).name;
     }
 
-    const endpointAuth = authMode === "key" ? "Key" : "AMLToken";
+    const endpointAuth = ENDPOINT_AUTH_MODES[authMode];
+    const acrPullRole = pulumi.interpolate`/subscriptions/${args.subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/${ACR_PULL_ROLE_ID}`;
+    const description = `model-serving endpoint ${endpointName}`;
+    let endpointIdentity: ml.OnlineEndpointArgs["identity"];
+    let acrPull: authorization.RoleAssignment | undefined;
+    let identitySpec: pulumi.Output<{ type: string; userAssignedIdentities?: string[] }>;
+    if (identityKind === "userAssigned") {
+      // Granted before the endpoint exists, so its first image pull is already allowed.
+      const uai = new managedidentity.UserAssignedIdentity(
+        `${name}-identity`,
+        { resourceGroupName: rg, location },
+        { parent: this },
+      );
+      acrPull = new authorization.RoleAssignment(
+        `${name}-acrpull`,
+        {
+          principalId: uai.principalId,
+          principalType: "ServicePrincipal",
+          roleDefinitionId: acrPullRole,
+          scope: args.registryId,
+        },
+        { parent: this },
+      );
+      identitySpec = uai.id.apply((id) => ({ type: "UserAssigned", userAssignedIdentities: [id] }));
+      endpointIdentity = identitySpec;
+    } else {
+      identitySpec = pulumi.output({ type: "SystemAssigned" });
+      endpointIdentity = { type: "SystemAssigned" };
+    }
     const endpoint = new ml.OnlineEndpoint(
       `${name}-endpoint`,
       {
@@ -263,25 +392,23 @@ export class AzureMlEndpoint extends pulumi.ComponentResource {
         resourceGroupName: rg,
         workspaceName,
         location,
-        identity: { type: "SystemAssigned" },
-        properties: {
-          authMode: endpointAuth,
-          description: `model-serving endpoint ${endpointName}`,
+        identity: endpointIdentity,
+        properties: { authMode: endpointAuth, description },
+      },
+      { parent: this, dependsOn: acrPull ? [acrPull] : [] },
+    );
+    if (!acrPull) {
+      acrPull = new authorization.RoleAssignment(
+        `${name}-acrpull`,
+        {
+          principalId: endpoint.identity.apply((i) => i?.principalId ?? ""),
+          principalType: "ServicePrincipal",
+          roleDefinitionId: acrPullRole,
+          scope: args.registryId,
         },
-      },
-      { parent: this },
-    );
-
-    const acrPull = new authorization.RoleAssignment(
-      `${name}-acrpull`,
-      {
-        principalId: endpoint.identity.apply((i) => i?.principalId ?? ""),
-        principalType: "ServicePrincipal",
-        roleDefinitionId: pulumi.interpolate`/subscriptions/${args.subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/${ACR_PULL_ROLE_ID}`,
-        scope: args.registryId,
-      },
-      { parent: this },
-    );
+        { parent: this },
+      );
+    }
 
     const probe = {
       initialDelay: "PT10S",
@@ -298,16 +425,18 @@ export class AzureMlEndpoint extends pulumi.ComponentResource {
           resourceGroupName: rg,
           workspaceName,
           name: `${endpointName}-${d.name}`,
-          version: pulumi.output(d.imageUri).apply(environmentVersionFor),
+          // No version: the provider auto-names it afresh at each creation. Versions cannot be
+          // deleted (only archived), so a version derived from the digest would already exist
+          // after a rollback to an earlier image or a destroy-then-up, and its creation would fail.
           properties: {
             image: d.imageUri,
             osType: "Linux",
             inferenceConfig: SCORER_ROUTES,
-            description: pulumi.interpolate`scorer image for model version ${d.modelVersion}`,
+            description: pulumi.interpolate`scorer image ${pulumi.output(d.imageUri).apply(environmentVersionFor)} for model version ${d.modelVersion}`,
           },
         },
-        // Environment versions are immutable records in the workspace: keep the old one when replaced.
-        { parent: this, retainOnDelete: true },
+        // Versions are immutable: a new image is a new version (replace), the old one is kept.
+        { parent: this, retainOnDelete: true, replaceOnChanges: ["properties"] },
       );
       const instanceCount = d.instanceCount ?? args.instanceCount ?? 1;
       const deployment = new ml.OnlineDeployment(
@@ -324,6 +453,7 @@ export class AzureMlEndpoint extends pulumi.ComponentResource {
             environmentId: env.id,
             instanceType: d.instanceType ?? args.instanceType ?? "Standard_DS3_v2",
             appInsightsEnabled: true,
+            environmentVariables: { ...args.environment, ...d.environment },
             scaleSettings: { scaleType: "Default" },
             livenessProbe: probe,
             readinessProbe: probe,
@@ -390,7 +520,15 @@ export class AzureMlEndpoint extends pulumi.ComponentResource {
         workspaceName,
         endpointName: endpoint.name,
         traffic: Object.fromEntries(args.deployments.map((d) => [d.name, d.trafficPercent])),
-        endpointSpecHash: shortHash(endpointName, endpointAuth, "SystemAssigned"),
+        endpointSpecHash: pulumi.all([location, identitySpec]).apply(([loc, identity]) =>
+          endpointSpecHash({
+            endpointName,
+            location: loc,
+            authMode: endpointAuth,
+            description,
+            identity,
+          }),
+        ),
       },
       { parent: this, dependsOn: deployments },
     );
@@ -406,31 +544,48 @@ export class AzureMlEndpoint extends pulumi.ComponentResource {
               { parent: this },
             )
             .apply((k) => ({ mode: "key" as const, key: k.primaryKey ?? "" }))
-        : pulumi.all([endpoint.name, rg, workspaceName]).apply(([n, g, w]) => ({
-            mode: "aml_token" as const,
-            endpointName: n,
-            resourceGroup: g,
-            workspaceName: w,
-          }));
+        : authMode === "aad_token"
+          ? pulumi.output({ mode: "aad_token" as const })
+          : pulumi.all([endpoint.name, rg, workspaceName]).apply(([n, g, w]) => ({
+              mode: "aml_token" as const,
+              endpointName: n,
+              resourceGroup: g,
+              workspaceName: w,
+            }));
+    const body = pulumi.output(args.sampleBody ?? EMPTY_SAMPLE);
     const snippets = pulumi.secret(
       pulumi
-        .all([this.scoringUri, auth])
-        .apply(([scoringUri, a]) => azureMlSnippets({ scoringUri, auth: a })),
+        .all([this.scoringUri, auth, body])
+        .apply(([scoringUri, a, b]) => azureMlSnippets({ scoringUri, auth: a, body: b })),
     );
     this.curl = snippets.curl;
     this.python = snippets.python;
+    // One command per deployment, past the traffic split: the blue/green smoke test of green at 0%.
+    this.deploymentCurls = pulumi.secret(
+      pulumi
+        .all([this.scoringUri, auth, body])
+        .apply(([scoringUri, a, b]) =>
+          Object.fromEntries(
+            args.deployments.map((d) => [
+              d.name,
+              azureMlSnippets({ scoringUri, auth: a, body: b, deployment: d.name }).curl,
+            ]),
+          ),
+        ),
+    );
     const main = args.deployments.reduce((best, d) =>
       d.trafficPercent > best.trafficPercent ? d : best,
     );
     this.endpoint = pulumi
-      .all([this.scoringUri, args.modelName, main.modelVersion, snippets])
-      .apply(([url, modelName, version, s]) => ({
+      .all([this.scoringUri, args.modelName, main.modelVersion, snippets, this.deploymentCurls])
+      .apply(([url, modelName, version, s, perDeployment]) => ({
         target: "azureml" as const,
         url,
         modelUri: `models:/${modelName}/${version}`,
         version,
         curl: s.curl,
         python: s.python,
+        deploymentCurl: perDeployment,
       }));
     this.registerOutputs({
       endpointName: this.endpointName,
@@ -438,6 +593,7 @@ export class AzureMlEndpoint extends pulumi.ComponentResource {
       scoringUri: this.scoringUri,
       curl: this.curl,
       python: this.python,
+      deploymentCurls: this.deploymentCurls,
       endpoint: this.endpoint,
     });
   }

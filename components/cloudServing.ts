@@ -1,9 +1,11 @@
+import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { parseCloudTargets, type CloudTargetsConfig } from "../config/cloudTargets";
 import type { MlflowAuth } from "../providers/mlflow/connection";
 import { AzureMlEndpoint } from "./azureMlEndpoint";
 import { azureMlArgsFromConfig, sageMakerArgsFromConfig } from "./cloudTargets";
 import type { CloudEndpointEntry } from "./endpoint";
+import { sampleRequestBody } from "./sampleInput";
 import { ScorerImage } from "./scorerImage";
 import { SageMakerEndpoint } from "./sagemakerEndpoint";
 
@@ -23,6 +25,36 @@ export interface CloudServingArgs {
   readonly mlflowBin: string;
   /** The model's `targets` config (schema: config/cloudTargets.ts). */
   readonly targets: CloudTargetsConfig;
+  /** The model's configured `sampleInput`: the body the generated commands send. */
+  readonly sampleInput?: Record<string, unknown>;
+  /** The model's local source folder (its serving_input_example.json is the sample otherwise). */
+  readonly source?: string;
+}
+
+/**
+ * Default repository name, unique per project and stack so two stacks in one account or registry
+ * never push to (or expire images of) the same repository.
+ */
+export function defaultRepositoryName(project: string, stack: string, model: string): string {
+  return `${project}-${stack}-${model}-scorer`
+    .toLowerCase()
+    .replace(/[^a-z0-9._-]+/g, "-")
+    .replace(/[._-]{2,}/g, "-")
+    .replace(/^[._-]+|[._-]+$/g, "");
+}
+
+/**
+ * The body the cloud commands send: the configured sample or the source's input example; else the
+ * input example MLflow logged with the exported model (in the image's build context).
+ */
+export function cloudSampleBody(
+  args: Pick<CloudServingArgs, "sampleInput" | "source">,
+  contextDir: pulumi.Input<string>,
+): pulumi.Output<unknown> {
+  if (args.sampleInput || args.source) {
+    return pulumi.output(sampleRequestBody(args.source ?? "", args.sampleInput));
+  }
+  return pulumi.output(contextDir).apply((dir) => sampleRequestBody(path.join(dir, "model")));
 }
 
 /** Marks "the version this stack registers" where the config mapping wants a plain string. */
@@ -47,6 +79,7 @@ export class CloudServing extends pulumi.ComponentResource {
       aliases: [{ parent: pulumi.createUrn(model, "modelserving:mlflow:RegisteredModel") }],
     };
     const entries: Record<string, pulumi.Output<CloudEndpointEntry>> = {};
+    const repositoryName = defaultRepositoryName(pulumi.getProject(), pulumi.getStack(), model);
     const imageArgs = {
       modelName: model,
       trackingUri: args.trackingUri,
@@ -63,18 +96,22 @@ export class CloudServing extends pulumi.ComponentResource {
           modelVersion: args.version,
           registry: "ecr",
           region: sm.region,
-          repositoryName: sm.repositoryName ?? `${model.toLowerCase()}-scorer`,
+          repositoryName: sm.repositoryName ?? repositoryName,
+          tags: sm.tags,
         },
         childOpts,
       );
       const endpoint = new SageMakerEndpoint(
         `${model}-sagemaker`,
-        sageMakerArgsFromConfig(sm, {
-          imageUri: image.imageUri,
-          ecrRepositoryArn: image.registryResourceId,
-          modelName: model,
-          modelVersion: args.version,
-        }),
+        {
+          ...sageMakerArgsFromConfig(sm, {
+            imageUri: image.imageUri,
+            ecrRepositoryArn: image.registryResourceId,
+            modelName: model,
+            modelVersion: args.version,
+          }),
+          sampleBody: cloudSampleBody(args, image.contextDir),
+        },
         childOpts,
       );
       entries.sagemaker = endpoint.endpoint;
@@ -93,7 +130,7 @@ export class CloudServing extends pulumi.ComponentResource {
                 ...imageArgs,
                 modelVersion: version === CURRENT ? args.version : version,
                 registry: "acr",
-                repositoryName: az.repositoryName ?? `${model.toLowerCase()}-scorer`,
+                repositoryName: az.repositoryName ?? repositoryName,
                 acr: {
                   name: az.registry.name,
                   resourceGroupName: az.registry.resourceGroup ?? az.resourceGroup,
@@ -114,7 +151,8 @@ export class CloudServing extends pulumi.ComponentResource {
         modelVersion: CURRENT,
         imageFor,
       });
-      const registryId = images.values().next().value!.registryResourceId;
+      const first = images.values().next().value!;
+      const registryId = first.registryResourceId;
       const endpoint = new AzureMlEndpoint(
         `${model}-azureml`,
         {
@@ -124,6 +162,7 @@ export class CloudServing extends pulumi.ComponentResource {
             ...d,
             modelVersion: d.modelVersion === CURRENT ? args.version : d.modelVersion,
           })),
+          sampleBody: cloudSampleBody(args, first.contextDir),
         },
         childOpts,
       );

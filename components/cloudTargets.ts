@@ -31,6 +31,12 @@ export function sageMakerArgsFromConfig(
       targetInvocationsPerInstance: t.autoscaling.targetInvocationsPerInstance,
     },
     blueGreen: t.blueGreen,
+    environment: t.environment,
+    containerStartupHealthCheckTimeoutSeconds: t.containerStartupHealthCheckTimeoutSeconds,
+    vpcConfig: t.vpc,
+    enableNetworkIsolation: t.enableNetworkIsolation,
+    kmsKeyArn: t.kmsKeyArn,
+    tags: t.tags,
   };
 }
 
@@ -63,6 +69,8 @@ export function azureMlArgsFromConfig(
     modelName: wiring.modelName,
     endpointName: t.endpointName,
     authMode: t.authMode,
+    identity: t.identity,
+    environment: t.environment,
     instanceType: t.instanceType,
     instanceCount: t.instanceCount,
     requestSettings: t.requestSettings,

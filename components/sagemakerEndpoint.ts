@@ -1,22 +1,30 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import {
+  blueGreenIssues,
+  SAGEMAKER_DEFAULT_SCORER_TIMEOUT_SECONDS,
+  sageMakerEnvironmentIssues,
+  SCORER_TIMEOUT_VARIABLE,
+  type BlueGreenPolicy,
+} from "../config/cloudTargets";
 import type { CloudEndpointEntry } from "./endpoint";
+import { EMPTY_SAMPLE } from "./sampleInput";
 import { sageMakerInvocationUrl, sageMakerSnippets } from "./snippets/sagemaker";
 
 /** The one production variant's name; blue/green updates need it unchanged across configurations. */
 export const VARIANT_NAME = "AllTraffic";
 export const SERVERLESS_MEMORY_SIZES = [1024, 2048, 3072, 4096, 5120, 6144];
 
-export interface SageMakerBlueGreen {
+export interface SageMakerBlueGreen extends BlueGreenPolicy {
   /** Traffic shifting: all at once, a canary step, or linear steps; default ALL_AT_ONCE. */
   readonly mode?: "ALL_AT_ONCE" | "CANARY" | "LINEAR";
-  /** CANARY/LINEAR: percent of capacity per step (1-99). */
+  /** CANARY: percent of capacity of the canary (1-50); LINEAR: percent per step (10-50). */
   readonly stepPercent?: number;
   /** Baking period between steps, seconds; default 300. */
   readonly waitIntervalSeconds?: number;
   /** Seconds to keep the old fleet after the shift; default 0. */
   readonly terminationWaitSeconds?: number;
-  /** Upper bound for the whole deployment, seconds (600-14400). */
+  /** Upper bound for the whole deployment, seconds (600-3600: the AWS provider waits 60 minutes). */
   readonly maximumExecutionTimeoutSeconds?: number;
   /** Create CloudWatch alarms and roll back automatically when they fire. */
   readonly autoRollback?: {
@@ -56,6 +64,26 @@ export interface SageMakerEndpointArgs {
   };
   /** Blue/green update policy used when the image (and so the endpoint configuration) changes. */
   readonly blueGreen?: SageMakerBlueGreen;
+  /**
+   * Container environment, passed through to the scorer (e.g. WORKERS,
+   * MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT, default 55: below SageMaker's 60 s invocation limit).
+   */
+  readonly environment?: Record<string, string>;
+  /** Seconds SageMaker waits for /ping to pass after the container starts (60-3600; instances only). */
+  readonly containerStartupHealthCheckTimeoutSeconds?: number;
+  /** Run the model in your VPC; the created role gets the network-interface permissions this needs. */
+  readonly vpcConfig?: {
+    readonly subnetIds: string[];
+    readonly securityGroupIds: string[];
+  };
+  /** No outbound network from the container (the scorer needs none at run time). */
+  readonly enableNetworkIsolation?: boolean;
+  /** KMS key encrypting the instances' storage volumes; the created role may use it. */
+  readonly kmsKeyArn?: string;
+  /** Tags on every resource the component creates. */
+  readonly tags?: Record<string, string>;
+  /** Body the generated commands send: the model's own sample input; default an empty dataframe_split. */
+  readonly sampleBody?: pulumi.Input<unknown>;
 }
 
 const ENDPOINT_NAME = /^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$/;
@@ -144,14 +172,47 @@ export function validateSageMakerEndpointArgs(name: string, args: SageMakerEndpo
   }
   if (mode !== "ALL_AT_ONCE") {
     const step = args.blueGreen?.stepPercent;
-    if (step === undefined || !Number.isInteger(step) || step < 1 || step > 99) {
-      fail(`blueGreen.stepPercent must be an integer from 1 to 99 for ${mode}, got ${step}`);
+    if (step === undefined || !Number.isInteger(step)) {
+      fail(`blueGreen.stepPercent must be a whole number for ${mode}, got ${step}`);
     }
   }
   const timeout = args.blueGreen?.maximumExecutionTimeoutSeconds;
-  if (timeout !== undefined && (timeout < 600 || timeout > 14400)) {
-    fail(`blueGreen.maximumExecutionTimeoutSeconds must be from 600 to 14400, got ${timeout}`);
+  if (timeout !== undefined && timeout < 600) {
+    fail(`blueGreen.maximumExecutionTimeoutSeconds must be at least 600, got ${timeout}`);
   }
+  for (const issue of blueGreenIssues(args.blueGreen ?? {})) {
+    fail(`blueGreen.${issue.path.join(".")} ${issue.message}`);
+  }
+  for (const issue of sageMakerEnvironmentIssues(args.environment)) {
+    fail(`environment.${issue.path.join(".")} ${issue.message}`);
+  }
+  const startup = args.containerStartupHealthCheckTimeoutSeconds;
+  if (startup !== undefined) {
+    if (args.serverless) {
+      fail("containerStartupHealthCheckTimeoutSeconds applies to instanceType, not serverless");
+    }
+    if (!Number.isInteger(startup) || startup < 60 || startup > 3600) {
+      fail(
+        `containerStartupHealthCheckTimeoutSeconds must be a whole number from 60 to 3600, got ${startup}`,
+      );
+    }
+  }
+  if (
+    args.vpcConfig &&
+    (args.vpcConfig.subnetIds.length === 0 || args.vpcConfig.securityGroupIds.length === 0)
+  ) {
+    fail("vpcConfig needs at least one subnet id and one security group id");
+  }
+}
+
+/** The container environment: the scorer's SageMaker defaults, then the caller's variables. */
+export function sageMakerContainerEnvironment(
+  environment: Record<string, string> | undefined,
+): Record<string, string> {
+  return {
+    [SCORER_TIMEOUT_VARIABLE]: String(SAGEMAKER_DEFAULT_SCORER_TIMEOUT_SECONDS),
+    ...environment,
+  };
 }
 
 export interface ExecutionPolicyInput {
@@ -161,6 +222,11 @@ export interface ExecutionPolicyInput {
   endpointName: string;
   ecrRepositoryArn: string;
   dataCaptureS3Uri?: string;
+  /** Names of the auto-rollback alarms SageMaker must read during a blue/green update. */
+  rollbackAlarmNames?: string[];
+  /** The model runs in a VPC: SageMaker creates network interfaces with this role. */
+  vpc?: boolean;
+  kmsKeyArn?: string;
 }
 
 /** The created role's only policy: pull this image, write this endpoint's logs, write captured data. */
@@ -199,6 +265,43 @@ export function sageMakerExecutionPolicy(p: ExecutionPolicyInput): string {
       Resource: `arn:${p.partition}:s3:::${bucketAndPrefix}/*`,
     });
   }
+  if (p.rollbackAlarmNames && p.rollbackAlarmNames.length > 0) {
+    statements.push({
+      Sid: "ReadRollbackAlarms",
+      Effect: "Allow",
+      Action: "cloudwatch:DescribeAlarms",
+      Resource: p.rollbackAlarmNames.map(
+        (n) => `arn:${p.partition}:cloudwatch:${p.region}:${p.accountId}:alarm:${n}`,
+      ),
+    });
+  }
+  if (p.vpc) {
+    // SageMaker's documented set for models in a VPC; these actions take no resource scoping.
+    statements.push({
+      Sid: "VpcNetworkInterfaces",
+      Effect: "Allow",
+      Action: [
+        "ec2:CreateNetworkInterface",
+        "ec2:CreateNetworkInterfacePermission",
+        "ec2:DeleteNetworkInterface",
+        "ec2:DeleteNetworkInterfacePermission",
+        "ec2:DescribeDhcpOptions",
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DescribeSecurityGroups",
+        "ec2:DescribeSubnets",
+        "ec2:DescribeVpcs",
+      ],
+      Resource: "*",
+    });
+  }
+  if (p.kmsKeyArn) {
+    statements.push({
+      Sid: "VolumeKey",
+      Effect: "Allow",
+      Action: ["kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"],
+      Resource: p.kmsKeyArn,
+    });
+  }
   return JSON.stringify({ Version: "2012-10-17", Statement: statements });
 }
 
@@ -223,99 +326,9 @@ export class SageMakerEndpoint extends pulumi.ComponentResource {
     super("modelserving:aws:SageMakerEndpoint", name, {}, opts);
     const endpointName = args.endpointName ?? name;
     const region = args.region;
+    const tags = args.tags;
 
-    let roleArn: pulumi.Input<string>;
-    const dependsOn: pulumi.Resource[] = [];
-    if (args.roleArn !== undefined) {
-      roleArn = args.roleArn;
-    } else {
-      const role = new aws.iam.Role(
-        `${name}-role`,
-        {
-          description: `SageMaker execution role of endpoint ${endpointName}`,
-          assumeRolePolicy: JSON.stringify({
-            Version: "2012-10-17",
-            Statement: [
-              {
-                Effect: "Allow",
-                Principal: { Service: "sagemaker.amazonaws.com" },
-                Action: "sts:AssumeRole",
-              },
-            ],
-          }),
-        },
-        { parent: this },
-      );
-      const identity = aws.getCallerIdentityOutput({}, { parent: this });
-      const partition = aws.getPartitionOutput({}, { parent: this });
-      const policy = new aws.iam.RolePolicy(
-        `${name}-policy`,
-        {
-          role: role.name,
-          policy: pulumi
-            .all([partition.partition, identity.accountId, args.ecrRepositoryArn])
-            .apply(([part, accountId, repoArn]) =>
-              sageMakerExecutionPolicy({
-                partition: part,
-                region,
-                accountId,
-                endpointName,
-                ecrRepositoryArn: repoArn,
-                dataCaptureS3Uri: args.dataCapture?.s3Uri,
-              }),
-            ),
-        },
-        { parent: this },
-      );
-      roleArn = role.arn;
-      dependsOn.push(policy);
-    }
-
-    const model = new aws.sagemaker.Model(
-      `${name}-model`,
-      {
-        region,
-        executionRoleArn: roleArn,
-        primaryContainer: { image: args.imageUri, mode: "SingleModel" },
-      },
-      { parent: this, dependsOn },
-    );
-
-    const variant: aws.types.input.sagemaker.EndpointConfigurationProductionVariant =
-      args.serverless
-        ? {
-            variantName: VARIANT_NAME,
-            modelName: model.name,
-            serverlessConfig: {
-              memorySizeInMb: args.serverless.memorySizeInMb,
-              maxConcurrency: args.serverless.maxConcurrency,
-            },
-          }
-        : {
-            variantName: VARIANT_NAME,
-            modelName: model.name,
-            instanceType: args.instanceType ?? "ml.m5.large",
-            initialInstanceCount: args.instanceCount ?? 1,
-          };
-    const config = new aws.sagemaker.EndpointConfiguration(
-      `${name}-config`,
-      {
-        region,
-        productionVariants: [variant],
-        dataCaptureConfig: args.dataCapture && {
-          enableCapture: true,
-          destinationS3Uri: args.dataCapture.s3Uri,
-          initialSamplingPercentage: args.dataCapture.samplingPercentage ?? 100,
-          captureOptions: [{ captureMode: "Input" }, { captureMode: "Output" }],
-          captureContentTypeHeader: {
-            jsonContentTypes: ["application/json"],
-            csvContentTypes: ["text/csv"],
-          },
-        },
-      },
-      { parent: this },
-    );
-
+    // Alarms first: the execution role must be allowed to read them (cloudwatch:DescribeAlarms).
     const bg = args.blueGreen ?? {};
     const alarms: aws.cloudwatch.MetricAlarm[] = [];
     if (bg.autoRollback) {
@@ -335,6 +348,7 @@ export class SageMakerEndpoint extends pulumi.ComponentResource {
             threshold: bg.autoRollback.max5xxPerMinute ?? 1,
             comparisonOperator: "GreaterThanOrEqualToThreshold",
             treatMissingData: "notBreaching",
+            tags,
           },
           { parent: this },
         ),
@@ -355,12 +369,129 @@ export class SageMakerEndpoint extends pulumi.ComponentResource {
               threshold: bg.autoRollback.maxModelLatencyMs * 1000,
               comparisonOperator: "GreaterThanThreshold",
               treatMissingData: "notBreaching",
+              tags,
             },
             { parent: this },
           ),
         );
       }
     }
+
+    let roleArn: pulumi.Input<string>;
+    const dependsOn: pulumi.Resource[] = [];
+    if (args.roleArn !== undefined) {
+      roleArn = args.roleArn;
+    } else {
+      const role = new aws.iam.Role(
+        `${name}-role`,
+        {
+          description: `SageMaker execution role of endpoint ${endpointName}`,
+          assumeRolePolicy: JSON.stringify({
+            Version: "2012-10-17",
+            Statement: [
+              {
+                Effect: "Allow",
+                Principal: { Service: "sagemaker.amazonaws.com" },
+                Action: "sts:AssumeRole",
+              },
+            ],
+          }),
+          tags,
+        },
+        { parent: this },
+      );
+      const identity = aws.getCallerIdentityOutput({}, { parent: this });
+      const partition = aws.getPartitionOutput({}, { parent: this });
+      const policy = new aws.iam.RolePolicy(
+        `${name}-policy`,
+        {
+          role: role.name,
+          policy: pulumi
+            .all([
+              partition.partition,
+              identity.accountId,
+              args.ecrRepositoryArn,
+              pulumi.all(alarms.map((a) => a.name)),
+            ])
+            .apply(([part, accountId, repoArn, alarmNames]) =>
+              sageMakerExecutionPolicy({
+                partition: part,
+                region,
+                accountId,
+                endpointName,
+                ecrRepositoryArn: repoArn,
+                dataCaptureS3Uri: args.dataCapture?.s3Uri,
+                rollbackAlarmNames: alarmNames,
+                vpc: args.vpcConfig !== undefined,
+                kmsKeyArn: args.kmsKeyArn,
+              }),
+            ),
+        },
+        { parent: this },
+      );
+      roleArn = role.arn;
+      dependsOn.push(policy);
+    }
+
+    const model = new aws.sagemaker.Model(
+      `${name}-model`,
+      {
+        region,
+        executionRoleArn: roleArn,
+        primaryContainer: {
+          image: args.imageUri,
+          mode: "SingleModel",
+          environment: sageMakerContainerEnvironment(args.environment),
+        },
+        enableNetworkIsolation: args.enableNetworkIsolation,
+        vpcConfig: args.vpcConfig && {
+          subnets: args.vpcConfig.subnetIds,
+          securityGroupIds: args.vpcConfig.securityGroupIds,
+        },
+        tags,
+      },
+      { parent: this, dependsOn },
+    );
+
+    const variant: aws.types.input.sagemaker.EndpointConfigurationProductionVariant =
+      args.serverless
+        ? {
+            variantName: VARIANT_NAME,
+            modelName: model.name,
+            serverlessConfig: {
+              memorySizeInMb: args.serverless.memorySizeInMb,
+              maxConcurrency: args.serverless.maxConcurrency,
+            },
+          }
+        : {
+            variantName: VARIANT_NAME,
+            modelName: model.name,
+            instanceType: args.instanceType ?? "ml.m5.large",
+            initialInstanceCount: args.instanceCount ?? 1,
+            containerStartupHealthCheckTimeoutInSeconds:
+              args.containerStartupHealthCheckTimeoutSeconds,
+          };
+    const config = new aws.sagemaker.EndpointConfiguration(
+      `${name}-config`,
+      {
+        region,
+        productionVariants: [variant],
+        kmsKeyArn: args.kmsKeyArn,
+        dataCaptureConfig: args.dataCapture && {
+          enableCapture: true,
+          destinationS3Uri: args.dataCapture.s3Uri,
+          initialSamplingPercentage: args.dataCapture.samplingPercentage ?? 100,
+          captureOptions: [{ captureMode: "Input" }, { captureMode: "Output" }],
+          captureContentTypeHeader: {
+            jsonContentTypes: ["application/json"],
+            csvContentTypes: ["text/csv"],
+          },
+        },
+        tags,
+      },
+      { parent: this },
+    );
+
     const mode = bg.mode ?? "ALL_AT_ONCE";
     const step =
       mode === "ALL_AT_ONCE"
@@ -390,6 +521,7 @@ export class SageMakerEndpoint extends pulumi.ComponentResource {
           autoRollbackConfiguration:
             alarms.length > 0 ? { alarms: alarms.map((a) => ({ alarmName: a.name })) } : undefined,
         },
+        tags,
       },
       { parent: this },
     );
@@ -428,7 +560,9 @@ export class SageMakerEndpoint extends pulumi.ComponentResource {
       );
     }
 
-    const snippets = endpoint.name.apply((n) => sageMakerSnippets({ region, endpointName: n }));
+    const snippets = pulumi
+      .all([endpoint.name, pulumi.output(args.sampleBody ?? EMPTY_SAMPLE)])
+      .apply(([n, body]) => sageMakerSnippets({ region, endpointName: n, body }));
     this.endpointName = endpoint.name;
     this.endpointArn = endpoint.arn;
     this.invocationUrl = endpoint.name.apply((n) => sageMakerInvocationUrl(region, n));

@@ -48,8 +48,13 @@ export interface ScorerImageArgs {
   readonly platform?: pulumi.Input<string>;
   /** Folder with the scorer build files; default the project's scorer/. */
   readonly scorerDir?: string;
-  /** Folder for build contexts; default $XDG_CACHE_HOME/model-serving/build-contexts. */
+  /**
+   * Folder for this image's build contexts; default $XDG_CACHE_HOME/model-serving/build-contexts/
+   * <component name>, so no other image's delete removes the context this one builds from.
+   */
   readonly contextRoot?: string;
+  /** ECR only: tags of the repository. */
+  readonly tags?: Record<string, string>;
 }
 
 const REPOSITORY_NAME = /^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*\/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
@@ -97,12 +102,34 @@ export function defaultContextRoot(): string {
   );
 }
 
-/** The ECR lifecycle policy: expire untagged images after 7 days, keep the newest `keep` images. */
-export function ecrLifecyclePolicy(keep: number): string {
+/**
+ * The ECR lifecycle policy. Rule 1 selects the image the endpoint runs (its tag, `liveTag`) and can
+ * never expire it (one image per tag, "more than 1" never holds); ECR lets no lower-priority rule
+ * expire an image a higher one selected. Then untagged images expire after 7 days and only the
+ * newest `keep` images stay.
+ */
+export function ecrLifecyclePolicy(keep: number, liveTag?: string): string {
+  const protect = liveTag
+    ? [
+        {
+          rulePriority: 1,
+          description: `never expire ${liveTag}, the image the endpoint runs`,
+          selection: {
+            tagStatus: "tagged",
+            tagPrefixList: [liveTag],
+            countType: "imageCountMoreThan",
+            countNumber: 1,
+          },
+          action: { type: "expire" },
+        },
+      ]
+    : [];
+  const offset = protect.length;
   return JSON.stringify({
     rules: [
+      ...protect,
       {
-        rulePriority: 1,
+        rulePriority: 1 + offset,
         description: "expire untagged images after 7 days",
         selection: {
           tagStatus: "untagged",
@@ -113,7 +140,7 @@ export function ecrLifecyclePolicy(keep: number): string {
         action: { type: "expire" },
       },
       {
-        rulePriority: 2,
+        rulePriority: 2 + offset,
         description: `keep the newest ${keep} images`,
         selection: { tagStatus: "any", countType: "imageCountMoreThan", countNumber: keep },
         action: { type: "expire" },
@@ -136,6 +163,8 @@ export class ScorerImage extends pulumi.ComponentResource {
   public readonly registryResourceId: pulumi.Output<string>;
   /** Content hash of the build context (scorer files + model). */
   public readonly contextHash: pulumi.Output<string>;
+  /** The build context on this machine (holds the exported model under model/). */
+  public readonly contextDir: pulumi.Output<string>;
 
   constructor(name: string, args: ScorerImageArgs, opts?: pulumi.ComponentResourceOptions) {
     validateScorerImageArgs(name, args);
@@ -153,10 +182,13 @@ export class ScorerImage extends pulumi.ComponentResource {
         mlflowBin: args.mlflowBin,
         scorerDir,
         scorerHash: hashScorerFiles(scorerDir),
-        contextRoot: args.contextRoot ?? defaultContextRoot(),
+        contextRoot: args.contextRoot ?? path.join(defaultContextRoot(), name),
       },
-      { parent: this },
+      // A changed scorer is a new context: replacing (not updating) deletes the old directory.
+      { parent: this, replaceOnChanges: ["scorerHash"] },
     );
+    const tag = exported.contextHash.apply((h) => h.slice(0, 12));
+    const imageTag = pulumi.interpolate`v${args.modelVersion}-${tag}`;
 
     let repositoryUrl: pulumi.Output<string>;
     let registryResourceId: pulumi.Output<string>;
@@ -168,6 +200,9 @@ export class ScorerImage extends pulumi.ComponentResource {
           name: repositoryName,
           region: args.region,
           imageScanningConfiguration: { scanOnPush: true },
+          // destroy must succeed with images still in the repository.
+          forceDelete: true,
+          tags: args.tags,
         },
         { parent: this },
       );
@@ -176,7 +211,7 @@ export class ScorerImage extends pulumi.ComponentResource {
         {
           repository: repo.name,
           region: args.region,
-          policy: ecrLifecyclePolicy(args.keepImages ?? 10),
+          policy: imageTag.apply((t) => ecrLifecyclePolicy(args.keepImages ?? 10, t)),
         },
         { parent: this },
       );
@@ -231,11 +266,10 @@ export class ScorerImage extends pulumi.ComponentResource {
       };
     }
 
-    const tag = exported.contextHash.apply((h) => h.slice(0, 12));
     const image = new docker.Image(
       `${name}-image`,
       {
-        imageName: pulumi.interpolate`${repositoryUrl}:v${args.modelVersion}-${tag}`,
+        imageName: pulumi.interpolate`${repositoryUrl}:${imageTag}`,
         build: {
           context: exported.contextDir,
           dockerfile: pulumi.interpolate`${exported.contextDir}/Dockerfile`,
@@ -250,7 +284,9 @@ export class ScorerImage extends pulumi.ComponentResource {
     this.repositoryUrl = repositoryUrl;
     this.registryResourceId = registryResourceId;
     this.contextHash = exported.contextHash;
+    this.contextDir = exported.contextDir;
     this.registerOutputs({
+      contextDir: this.contextDir,
       imageUri: this.imageUri,
       repositoryUrl: this.repositoryUrl,
       registryResourceId: this.registryResourceId,

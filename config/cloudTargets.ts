@@ -17,18 +17,160 @@ export const SAGEMAKER_ENDPOINT_NAME = /^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$/;
 export const SAGEMAKER_SERVERLESS_MEMORY_SIZES = [1024, 2048, 3072, 4096, 5120, 6144];
 /** Azure ML endpoint and deployment names: 3-32 letters, digits or hyphens, starting with a letter. */
 export const AZUREML_NAME = /^[a-zA-Z][a-zA-Z0-9-]{1,30}[a-zA-Z0-9]$/;
+/** ECR/ACR repository names: lowercase path components separated by . _ - and /. */
+export const REPOSITORY_NAME = /^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*\/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
+/** Environment variable names passed to the scorer container. */
+export const ENV_VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** The scorer's request timeout variable (scorer/serve.py); SageMaker cuts invocations at 60 s. */
+export const SCORER_TIMEOUT_VARIABLE = "MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT";
+export const SAGEMAKER_INVOCATION_TIMEOUT_SECONDS = 60;
+/** Default scorer timeout on SageMaker: below the 60 s invocation limit, so the scorer answers first. */
+export const SAGEMAKER_DEFAULT_SCORER_TIMEOUT_SECONDS = 55;
+/** How long the AWS provider waits for an endpoint update (it gives up after 60 minutes). */
+export const SAGEMAKER_PROVIDER_UPDATE_WAIT_SECONDS = 3600;
+/** Time counted for provisioning the new (green) fleet before the first traffic shift. */
+export const SAGEMAKER_PROVISIONING_ALLOWANCE_SECONDS = 600;
 const SAGEMAKER_NAME_RULE =
   "must be 1-63 letters, digits or hyphens, starting and ending with a letter or digit";
 const AZUREML_NAME_RULE =
   "must be 3-32 letters, digits or hyphens, start with a letter and not end with a hyphen";
 
+const repositoryNameSchema = z
+  .string()
+  .regex(REPOSITORY_NAME, "must be lowercase letters, digits and . _ - / separators");
+const environmentSchema = z.record(
+  z.string().regex(ENV_VAR_NAME, "must be an environment variable name"),
+  z.string(),
+);
+const tagsSchema = z.record(z.string().min(1).max(128), z.string().max(256));
+
+/** A SageMaker blue/green policy, as both the config and SageMakerEndpoint take it. */
+export interface BlueGreenPolicy {
+  readonly mode?: "ALL_AT_ONCE" | "CANARY" | "LINEAR";
+  readonly stepPercent?: number;
+  readonly waitIntervalSeconds?: number;
+  readonly terminationWaitSeconds?: number;
+  readonly maximumExecutionTimeoutSeconds?: number;
+}
+
+/** One problem, on a key relative to the target, in the config's message style. */
+export interface TargetIssue {
+  path: (string | number)[];
+  message: string;
+}
+
+/**
+ * Baking periods of a blue/green update, counted conservatively: one after an all-at-once shift,
+ * two for a canary (after the canary and after the rest), one after each linear step.
+ */
+export function blueGreenBakingPeriods(bg: BlueGreenPolicy): number {
+  const mode = bg.mode ?? "ALL_AT_ONCE";
+  if (mode === "CANARY") {
+    return 2;
+  }
+  if (mode === "LINEAR") {
+    return Math.ceil(100 / (bg.stepPercent ?? 100));
+  }
+  return 1;
+}
+
+/** Seconds a blue/green update takes at worst: provisioning, every baking period, the termination wait. */
+export function blueGreenTotalSeconds(bg: BlueGreenPolicy): number {
+  return (
+    SAGEMAKER_PROVISIONING_ALLOWANCE_SECONDS +
+    blueGreenBakingPeriods(bg) * (bg.waitIntervalSeconds ?? 300) +
+    (bg.terminationWaitSeconds ?? 0)
+  );
+}
+
+/**
+ * What SageMaker's UpdateEndpoint and the AWS provider accept of a blue/green policy: canary steps
+ * of at most 50%, linear steps of 10-50%, and a whole update within the provider's 60-minute wait.
+ */
+export function blueGreenIssues(bg: BlueGreenPolicy): TargetIssue[] {
+  const issues: TargetIssue[] = [];
+  const mode = bg.mode ?? "ALL_AT_ONCE";
+  const step = bg.stepPercent;
+  if (mode === "CANARY" && step !== undefined && (step < 1 || step > 50)) {
+    issues.push({
+      path: ["stepPercent"],
+      message: `must be from 1 to 50 for CANARY (a canary is at most half the new fleet), got ${step}`,
+    });
+  }
+  if (mode === "LINEAR" && step !== undefined && (step < 10 || step > 50)) {
+    issues.push({
+      path: ["stepPercent"],
+      message: `must be from 10 to 50 for LINEAR, got ${step}`,
+    });
+  }
+  const timeout = bg.maximumExecutionTimeoutSeconds;
+  if (timeout !== undefined && timeout > SAGEMAKER_PROVIDER_UPDATE_WAIT_SECONDS) {
+    issues.push({
+      path: ["maximumExecutionTimeoutSeconds"],
+      message: `must be at most ${SAGEMAKER_PROVIDER_UPDATE_WAIT_SECONDS}: the AWS provider stops waiting for an endpoint update after 60 minutes, got ${timeout}`,
+    });
+  }
+  const total = blueGreenTotalSeconds(bg);
+  if (issues.length === 0 && total > SAGEMAKER_PROVIDER_UPDATE_WAIT_SECONDS) {
+    issues.push({
+      path: ["waitIntervalSeconds"],
+      message:
+        `makes an update take up to ${total}s (${SAGEMAKER_PROVISIONING_ALLOWANCE_SECONDS}s provisioning + ` +
+        `${blueGreenBakingPeriods(bg)} baking periods of ${bg.waitIntervalSeconds ?? 300}s + ` +
+        `${bg.terminationWaitSeconds ?? 0}s termination wait), more than the ${SAGEMAKER_PROVIDER_UPDATE_WAIT_SECONDS}s ` +
+        "the AWS provider waits for an endpoint update; shorten waitIntervalSeconds or terminationWaitSeconds" +
+        (mode === "LINEAR" ? " or raise stepPercent" : ""),
+    });
+  }
+  return issues;
+}
+
+/** The scorer timeout must let the scorer answer before SageMaker cuts the invocation at 60 s. */
+export function sageMakerEnvironmentIssues(env: Record<string, string> | undefined): TargetIssue[] {
+  const timeout = env?.[SCORER_TIMEOUT_VARIABLE];
+  if (timeout === undefined) {
+    return [];
+  }
+  const seconds = Number(timeout);
+  if (!/^\d+$/.test(timeout) || seconds < 1 || seconds >= SAGEMAKER_INVOCATION_TIMEOUT_SECONDS) {
+    return [
+      {
+        path: [SCORER_TIMEOUT_VARIABLE],
+        message: `must be whole seconds from 1 to ${SAGEMAKER_INVOCATION_TIMEOUT_SECONDS - 1} (SageMaker ends an invocation at ${SAGEMAKER_INVOCATION_TIMEOUT_SECONDS}s), got ${JSON.stringify(timeout)}`,
+      },
+    ];
+  }
+  return [];
+}
+
 export const sageMakerTargetSchema = z
   .object({
     region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, "must look like us-east-1"),
     endpointName: z.string().regex(SAGEMAKER_ENDPOINT_NAME, SAGEMAKER_NAME_RULE).optional(),
-    repositoryName: z.string().min(1).optional(),
+    repositoryName: repositoryNameSchema.optional(),
     instanceType: z.string().min(1).optional(),
     instanceCount: wholeNumber(1).optional(),
+    environment: environmentSchema.optional(),
+    containerStartupHealthCheckTimeoutSeconds: wholeNumber(60, 3600).optional(),
+    vpc: z
+      .object({
+        subnetIds: z
+          .array(z.string().regex(/^subnet-[0-9a-f]+$/, "must be a subnet id"))
+          .min(1)
+          .max(16),
+        securityGroupIds: z
+          .array(z.string().regex(/^sg-[0-9a-f]+$/, "must be a security group id"))
+          .min(1)
+          .max(5),
+      })
+      .strict()
+      .optional(),
+    enableNetworkIsolation: z.boolean().optional(),
+    kmsKeyArn: z
+      .string()
+      .regex(/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)\/.+$/, "must be a KMS key ARN")
+      .optional(),
+    tags: tagsSchema.optional(),
     serverless: z
       .object({
         memorySizeInMb: z
@@ -115,6 +257,12 @@ export const sageMakerTargetSchema = z
     if (mode !== "ALL_AT_ONCE" && t.blueGreen?.stepPercent === undefined) {
       custom(ctx, ["blueGreen", "stepPercent"], `is required when blueGreen.mode is ${mode}`);
     }
+    for (const issue of blueGreenIssues(t.blueGreen ?? {})) {
+      custom(ctx, ["blueGreen", ...issue.path], issue.message, false);
+    }
+    for (const issue of sageMakerEnvironmentIssues(t.environment)) {
+      custom(ctx, ["environment", ...issue.path], issue.message, false);
+    }
   });
 
 const azureDeploymentSchema = z
@@ -137,7 +285,7 @@ export const azureMlTargetSchema = z
       .regex(/^[a-zA-Z0-9][a-zA-Z0-9_-]{2,32}$/, "must be 3-33 letters, digits, _ or -"),
     createWorkspace: z.boolean().optional(),
     endpointName: z.string().regex(AZUREML_NAME, AZUREML_NAME_RULE).optional(),
-    repositoryName: z.string().min(1).optional(),
+    repositoryName: repositoryNameSchema.optional(),
     registry: z
       .object({
         name: z.string().min(1),
@@ -146,9 +294,11 @@ export const azureMlTargetSchema = z
         sku: z.enum(["Basic", "Standard", "Premium"]).optional(),
       })
       .strict(),
-    authMode: z.enum(["key", "aml_token"]).optional(),
+    authMode: z.enum(["key", "aml_token", "aad_token"]).optional(),
+    identity: z.enum(["systemAssigned", "userAssigned"]).optional(),
     instanceType: z.string().min(1).optional(),
     instanceCount: wholeNumber(1).optional(),
+    environment: environmentSchema.optional(),
     requestSettings: z
       .object({
         maxConcurrentRequestsPerInstance: wholeNumber(1).optional(),
@@ -188,6 +338,22 @@ export const azureMlTargetSchema = z
     }
     if (t.scaling && t.scaling.min > t.scaling.max) {
       custom(ctx, ["scaling", "max"], `must be at least scaling.min (${t.scaling.min})`);
+    }
+    if (t.scaling && t.scaling.min <= t.scaling.max) {
+      // Each deployment's instance count is its autoscale profile's default capacity.
+      const { min, max } = t.scaling;
+      const rule = `must be within scaling.min..max (${min}..${max}): it is the autoscale default`;
+      const outside = (n: number) => n < min || n > max;
+      const inherited =
+        deployments.length === 0 || deployments.some((d) => d.instanceCount === undefined);
+      if (inherited && outside(t.instanceCount ?? 1)) {
+        custom(ctx, ["instanceCount"], rule, t.instanceCount !== undefined);
+      }
+      deployments.forEach((d, i) => {
+        if (d.instanceCount !== undefined && outside(d.instanceCount)) {
+          custom(ctx, ["deployments", i, "instanceCount"], rule);
+        }
+      });
     }
     const versions = new Set(deployments.map((d) => d.version ?? "current"));
     if (t.registry.create && versions.size > 1) {

@@ -2,25 +2,43 @@
  * Commands that score an Azure ML managed online endpoint, ready to paste: curl and Python (standard
  * library only). Pure and tested on exact strings. In key mode the key is inlined (the component
  * wraps the result in pulumi.secret); in aml_token mode the token is fetched with the az CLI when the
- * command runs.
+ * command runs, in aad_token mode an Entra ID token for https://ml.azure.com likewise.
  */
 import { pythonString, shellQuote } from "./shell";
-import { SAMPLE_REQUEST } from "./sagemaker";
 
 export type AzureMlSnippetAuth =
   | { mode: "key"; key: string }
-  | { mode: "aml_token"; endpointName: string; resourceGroup: string; workspaceName: string };
+  | { mode: "aml_token"; endpointName: string; resourceGroup: string; workspaceName: string }
+  | { mode: "aad_token" };
 
 export interface AzureMlSnippetArgs {
   /** The endpoint's scoring URI (https://<endpoint>.<region>.inference.ml.azure.com/score). */
   scoringUri: string;
   /** How the caller authenticates. */
   auth: AzureMlSnippetAuth;
-  /** Request body; default SAMPLE_REQUEST. */
-  body?: unknown;
+  /** Request body: the model's own sample input (components/sampleInput.ts). */
+  body: unknown;
+  /** Score this deployment only (`azureml-model-deployment` header), bypassing the traffic split. */
+  deployment?: string;
 }
 
-function tokenCommand(auth: Extract<AzureMlSnippetAuth, { mode: "aml_token" }>): string[] {
+/** The audience of Entra ID tokens for managed online endpoints. */
+export const AZUREML_TOKEN_RESOURCE = "https://ml.azure.com";
+
+function tokenCommand(auth: Exclude<AzureMlSnippetAuth, { mode: "key" }>): string[] {
+  if (auth.mode === "aad_token") {
+    return [
+      "az",
+      "account",
+      "get-access-token",
+      "--resource",
+      AZUREML_TOKEN_RESOURCE,
+      "--query",
+      "accessToken",
+      "--output",
+      "tsv",
+    ];
+  }
   return [
     "az",
     "ml",
@@ -40,31 +58,38 @@ function tokenCommand(auth: Extract<AzureMlSnippetAuth, { mode: "aml_token" }>):
 }
 
 export function azureMlSnippets(args: AzureMlSnippetArgs): { curl: string; python: string } {
-  const body = JSON.stringify(args.body ?? SAMPLE_REQUEST);
+  const body = JSON.stringify(args.body);
+  const auth = args.auth;
   const keyShell =
-    args.auth.mode === "key"
-      ? `KEY=${shellQuote(args.auth.key)}`
-      : `KEY="$(${tokenCommand(args.auth).map(shellQuote).join(" ")})"`;
+    auth.mode === "key"
+      ? `KEY=${shellQuote(auth.key)}`
+      : `KEY="$(${tokenCommand(auth).map(shellQuote).join(" ")})"`;
   const curl = [
     `${keyShell};`,
     "curl -sS -X POST",
     shellQuote(args.scoringUri),
     '-H "Authorization: Bearer $KEY"',
     "-H 'Content-Type: application/json'",
+    ...(args.deployment
+      ? [`-H ${shellQuote(`azureml-model-deployment: ${args.deployment}`)}`]
+      : []),
     `-d ${shellQuote(body)}`,
   ].join(" ");
   const keyPython =
-    args.auth.mode === "key"
-      ? [`key = ${pythonString(args.auth.key)}`]
+    auth.mode === "key"
+      ? [`key = ${pythonString(auth.key)}`]
       : [
           "import subprocess",
-          `key = subprocess.check_output([${tokenCommand(args.auth).map(pythonString).join(", ")}], text=True).strip()`,
+          `key = subprocess.check_output([${tokenCommand(auth).map(pythonString).join(", ")}], text=True).strip()`,
         ];
+  const deploymentHeader = args.deployment
+    ? `, "azureml-model-deployment": ${pythonString(args.deployment)}`
+    : "";
   const code = [
     "import urllib.request",
     ...keyPython,
     `req = urllib.request.Request(${pythonString(args.scoringUri)}, data=${pythonString(body)}.encode(), ` +
-      'headers={"Content-Type": "application/json", "Authorization": "Bearer " + key})',
+      `headers={"Content-Type": "application/json", "Authorization": "Bearer " + key${deploymentHeader}})`,
     "print(urllib.request.urlopen(req, timeout=60).read().decode())",
   ].join("; ");
   return { curl, python: `python3 -c ${shellQuote(code)}` };

@@ -1,25 +1,18 @@
 /**
  * Commands that score a SageMaker endpoint, ready to paste: AWS CLI, curl with SigV4, Python with
- * boto3. Pure and tested on exact strings. AWS credentials always come from the user's environment
- * (or boto3's credential chain), never inlined.
+ * boto3. Pure and tested on exact strings. AWS credentials are never inlined: the AWS CLI and boto3
+ * use their own credential chain, and curl gets the chain's resolved credentials from
+ * `aws configure export-credentials` (profiles, SSO, instance and container roles alike).
  */
-import { pythonString, shellQuote } from "./shell";
-
-/** One iris row in MLflow's dataframe_split format: the default body every cloud snippet sends. */
-export const SAMPLE_REQUEST = {
-  dataframe_split: {
-    columns: ["sepal_length", "sepal_width", "petal_length", "petal_width"],
-    data: [[5.1, 3.5, 1.4, 0.2]],
-  },
-};
+import { awsCredentialsFromChain, pythonString, shellQuote } from "./shell";
 
 export interface SageMakerSnippetArgs {
   /** AWS region of the endpoint, e.g. us-east-1. */
   region: string;
   /** SageMaker endpoint name. */
   endpointName: string;
-  /** Request body; default SAMPLE_REQUEST. */
-  body?: unknown;
+  /** Request body: the model's own sample input (components/sampleInput.ts). */
+  body: unknown;
 }
 
 export function sageMakerInvocationUrl(region: string, endpointName: string): string {
@@ -31,7 +24,7 @@ export function sageMakerSnippets(args: SageMakerSnippetArgs): {
   curl: string;
   python: string;
 } {
-  const body = JSON.stringify(args.body ?? SAMPLE_REQUEST);
+  const body = JSON.stringify(args.body);
   const awsCli = [
     "aws sagemaker-runtime invoke-endpoint",
     `--region ${shellQuote(args.region)}`,
@@ -41,15 +34,18 @@ export function sageMakerSnippets(args: SageMakerSnippetArgs): {
     `--body ${shellQuote(body)}`,
     "/dev/stdout",
   ].join(" ");
-  const curl = [
-    "curl -sS -X POST",
-    shellQuote(sageMakerInvocationUrl(args.region, args.endpointName)),
-    `--aws-sigv4 ${shellQuote(`aws:amz:${args.region}:sagemaker`)}`,
-    '--user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY"',
-    '-H "x-amz-security-token: $AWS_SESSION_TOKEN"',
-    "-H 'Content-Type: application/json'",
-    `-d ${shellQuote(body)}`,
-  ].join(" ");
+  const curl = awsCredentialsFromChain(
+    [
+      "curl -sS -X POST",
+      shellQuote(sageMakerInvocationUrl(args.region, args.endpointName)),
+      `--aws-sigv4 ${shellQuote(`aws:amz:${args.region}:sagemaker`)}`,
+      '--user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY"',
+      // Only temporary credentials carry a session token; an empty header would break the signature.
+      '${AWS_SESSION_TOKEN:+-H "x-amz-security-token: $AWS_SESSION_TOKEN"}',
+      "-H 'Content-Type: application/json'",
+      `-d ${shellQuote(body)}`,
+    ].join(" "),
+  );
   const code = [
     "import boto3",
     `r = boto3.client("sagemaker-runtime", region_name=${pythonString(args.region)}).invoke_endpoint(` +

@@ -28,6 +28,21 @@ const { registrations, record } = mockRecorder();
 const SUB = "00000000-0000-0000-0000-000000000001";
 const modelDir = tempDir("cloud-program-model");
 fs.writeFileSync(path.join(modelDir, "MLmodel"), "flavors: {}\n");
+// The exported build context holds the model MLflow logged, with its input example.
+const contextDir = tempDir("cloud-program-context");
+fs.mkdirSync(path.join(contextDir, "model"));
+fs.writeFileSync(
+  path.join(contextDir, "model", "serving_input_example.json"),
+  JSON.stringify({
+    dataframe_split: {
+      columns: ["x", "y"],
+      data: [
+        [7, 8],
+        [9, 10],
+      ],
+    },
+  }),
+);
 
 pulumi.runtime.setMocks(
   {
@@ -45,7 +60,7 @@ pulumi.runtime.setMocks(
           state.url = "http://127.0.0.1:5001/invocations";
           break;
         case "pulumi-nodejs:dynamic/modelserving:ModelExport":
-          Object.assign(state, { contextDir: "/ctx", contextHash: "h".repeat(64) });
+          Object.assign(state, { contextDir, contextHash: "h".repeat(64) });
           break;
         case "aws:ecr/repository:Repository":
           Object.assign(state, {
@@ -148,7 +163,21 @@ describe("index.ts with cloud targets under mocks", () => {
       ["iris-sagemaker-image-export", "4"],
     ]);
     const repo = registrations.find((r) => r.type === "aws:ecr/repository:Repository")!;
-    expect(repo.inputs.name).toBe("iris-scorer");
+    // Unique per project and stack ("cloud"): two stacks in one account never share a repository.
+    expect(repo.inputs.name).toBe("model-serving-cloud-iris-scorer");
+    // Images of the same version for SageMaker and Azure ML build from folders of their own.
+    const roots = exports.map((e) => e.inputs.contextRoot);
+    expect(new Set(roots).size).toBe(3);
+  });
+
+  it("the cloud commands send the model's own input example, not a fixed row", () => {
+    const row = `{"dataframe_split":{"columns":["x","y"],"data":[[7,8]]}}`;
+    expect(endpoints["iris/sagemaker"].awsCli).toContain(`--body '${row}'`);
+    expect(endpoints["iris/sagemaker"].curl).toContain(`-d '${row}'`);
+    expect(endpoints["iris/azureml"].curl).toContain(`-d '${row}'`);
+    expect(endpoints["iris/azureml"].deploymentCurl.green).toContain(
+      "-H 'azureml-model-deployment: green'",
+    );
   });
 
   it("parents the cloud resources to a CloudServing component of their own, not to RegisteredModel", () => {

@@ -45,10 +45,14 @@ pulumi.runtime.setMocks(
           };
           break;
         case "azure-native:machinelearningservices:EnvironmentVersion":
+          // No version input: the provider auto-names it (here: "<resource name>-auto").
           return {
-            id: `/ws/environments/${args.inputs.name}/versions/${args.inputs.version}`,
+            id: `/ws/environments/${args.inputs.name}/versions/${args.inputs.version ?? `${args.name}-auto`}`,
             state,
           };
+        case "azure-native:managedidentity:UserAssignedIdentity":
+          state.principalId = `principal-of-${args.name}`;
+          break;
       }
       return { id, state };
     },
@@ -147,13 +151,16 @@ describe("AzureMlEndpoint graph", () => {
     });
 
     const blueEnv = named("iris-az-blue-env");
+    // Auto-named afresh at each creation: a rollback to image a, or a destroy-then-up, never
+    // collides with the version kept (retainOnDelete) from before.
+    expect(blueEnv.version).toBeUndefined();
     expect(blueEnv).toMatchObject({
       name: "iris-prod-blue",
-      version: `sha256-${"a".repeat(16)}`,
       workspaceName: "ml-ws",
       properties: {
         image: image("a"),
         osType: "Linux",
+        description: `scorer image sha256-${"a".repeat(16)} for model version 3`,
         inferenceConfig: {
           livenessRoute: { path: "/ping", port: 8080 },
           readinessRoute: { path: "/ping", port: 8080 },
@@ -161,7 +168,7 @@ describe("AzureMlEndpoint graph", () => {
         },
       },
     });
-    expect(named("iris-az-green-env").version).toBe(`sha256-${"b".repeat(16)}`);
+    expect(named("iris-az-green-env").properties.image).toBe(image("b"));
 
     const blue = named("iris-az-blue");
     expect(blue).toMatchObject({
@@ -170,7 +177,7 @@ describe("AzureMlEndpoint graph", () => {
       sku: { name: "Default", capacity: 1 },
       properties: {
         endpointComputeType: "Managed",
-        environmentId: `/ws/environments/iris-prod-blue/versions/sha256-${"a".repeat(16)}`,
+        environmentId: "/ws/environments/iris-prod-blue/versions/iris-az-blue-env-auto",
         instanceType: "Standard_F2s_v2",
         requestSettings: {
           maxConcurrentRequestsPerInstance: 4,
@@ -276,7 +283,14 @@ describe("AzureMlEndpoint graph", () => {
       applicationInsights: `/subscriptions/${SUB}/resourceGroups/ml-rg/mock/iris-new-appinsights`,
       containerRegistry: ACR_ID,
     });
-    expect(named("iris-new-storage").accountName).toMatch(/^iriswsst[0-9a-f]{8}$/);
+    const unique = mod.workspaceResourceNames({
+      project: "model-serving",
+      stack: "test",
+      workspaceName: "iris-ws",
+      endpointName: "iris-new",
+    });
+    expect(named("iris-new-storage").accountName).toBe(unique.storageAccount);
+    expect(named("iris-new-kv").vaultName).toBe(unique.keyVault);
     expect(named("iris-new-kv").properties).toMatchObject({
       tenantId: "tenant-1",
       enableRbacAuthorization: true,
@@ -295,7 +309,7 @@ describe("AzureMlEndpoint graph", () => {
     expect(entry.curl).toBe(
       `KEY="$('az' 'ml' 'online-endpoint' 'get-credentials' '--name' 'iris-new' '--resource-group' 'ml-rg' '--workspace-name' 'iris-ws' '--query' 'accessToken' '--output' 'tsv')"; ` +
         `curl -sS -X POST 'https://iris-new.westeurope.inference.ml.azure.com/score' -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' ` +
-        `-d '{"dataframe_split":{"columns":["sepal_length","sepal_width","petal_length","petal_width"],"data":[[5.1,3.5,1.4,0.2]]}}'`,
+        `-d '{"dataframe_split":{"columns":[],"data":[]}}'`,
     );
   });
 
@@ -336,8 +350,20 @@ describe("AzureMlEndpoint graph", () => {
       "AzureMlEndpoint: traffic of blue must be an integer from 0 to 100, got 101",
     ],
     [
-      { authMode: "aad_token" },
-      'AzureMlEndpoint: authMode must be "key" or "aml_token", got "aad_token"',
+      { authMode: "aad" },
+      'AzureMlEndpoint: authMode must be "key", "aml_token" or "aad_token", got "aad"',
+    ],
+    [
+      { identity: "both" },
+      'AzureMlEndpoint: identity must be "systemAssigned" or "userAssigned", got "both"',
+    ],
+    [
+      { instanceCount: 5, scaling: { minInstances: 1, maxInstances: 3, targetCpuPercent: 70 } },
+      "AzureMlEndpoint: instanceCount of blue (5) must be within scaling.minInstances..maxInstances (1..3): it is the autoscale default",
+    ],
+    [
+      { scaling: { minInstances: 2, maxInstances: 3, targetCpuPercent: 70 } },
+      "AzureMlEndpoint: instanceCount of blue (1) must be within scaling.minInstances..maxInstances (2..3): it is the autoscale default",
     ],
     [
       { endpointName: "iris_prod" },
@@ -366,6 +392,112 @@ describe("AzureMlEndpoint graph", () => {
         } as az.AzureMlEndpointArgs),
     ).toThrow(new Error(message));
     expect(registrations.length).toBe(before);
+  });
+
+  test("user-assigned identity: created and granted AcrPull before the endpoint; Entra ID auth; env vars; per-deployment commands", async () => {
+    const ep = new mod.AzureMlEndpoint("iris-uai", {
+      ...base,
+      endpointName: "iris-uai",
+      identity: "userAssigned",
+      authMode: "aad_token",
+      environment: { WORKERS: "2" },
+      sampleBody: { inputs: [[0.5]] },
+      deployments: [
+        {
+          name: "blue",
+          imageUri: image("a"),
+          modelVersion: "3",
+          trafficPercent: 100,
+          environment: { MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT: "30" },
+        },
+        { name: "green", imageUri: image("b"), modelVersion: "4", trafficPercent: 0 },
+      ],
+    });
+    const entry = await value(ep.endpoint);
+    await settle();
+    const uaiAt = registrations.findIndex((r) => r.name === "iris-uai-identity");
+    const grantAt = registrations.findIndex((r) => r.name === "iris-uai-acrpull");
+    const endpointAt = registrations.findIndex((r) => r.name === "iris-uai-endpoint");
+    expect(registrations[uaiAt].inputs).toMatchObject({
+      resourceGroupName: "ml-rg",
+      location: "westeurope",
+    });
+    // The grant is registered first and the endpoint waits for it (dependsOn).
+    expect(uaiAt).toBeLessThan(grantAt);
+    expect(grantAt).toBeLessThan(endpointAt);
+    expect(named("iris-uai-acrpull")).toMatchObject({
+      principalId: "principal-of-iris-uai-identity",
+      scope: ACR_ID,
+    });
+    const endpoint = named("iris-uai-endpoint");
+    expect(endpoint.identity).toEqual({
+      type: "UserAssigned",
+      userAssignedIdentities: [`/subscriptions/${SUB}/resourceGroups/ml-rg/mock/iris-uai-identity`],
+    });
+    expect(endpoint.properties.authMode).toBe("AADToken");
+    expect(named("iris-uai-blue").properties.environmentVariables).toEqual({
+      WORKERS: "2",
+      MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT: "30",
+    });
+    expect(named("iris-uai-green").properties.environmentVariables).toEqual({ WORKERS: "2" });
+    expect(named("iris-uai-traffic").endpointSpecHash).toBe(
+      mod.endpointSpecHash({
+        endpointName: "iris-uai",
+        location: "westeurope",
+        authMode: "AADToken",
+        description: "model-serving endpoint iris-uai",
+        identity: {
+          type: "UserAssigned",
+          userAssignedIdentities: [
+            `/subscriptions/${SUB}/resourceGroups/ml-rg/mock/iris-uai-identity`,
+          ],
+        },
+      }),
+    );
+    expect(entry.curl).toContain("'get-access-token' '--resource' 'https://ml.azure.com'");
+    expect(entry.curl).toContain(`-d '{"inputs":[[0.5]]}'`);
+    expect(Object.keys(entry.deploymentCurl)).toEqual(["blue", "green"]);
+    expect(entry.deploymentCurl.green).toContain("-H 'azureml-model-deployment: green'");
+    expect(await pulumi.isSecret(ep.deploymentCurls)).toBe(true);
+  });
+
+  test("the traffic resource's spec hash covers everything the endpoint PUT sends", () => {
+    const spec = {
+      endpointName: "iris",
+      location: "westeurope",
+      authMode: "Key",
+      description: "model-serving endpoint iris",
+      identity: { type: "SystemAssigned" },
+    };
+    const h = mod.endpointSpecHash(spec);
+    expect(mod.endpointSpecHash({ ...spec, identity: { type: "SystemAssigned" } })).toBe(h);
+    for (const changed of [
+      { location: "northeurope" },
+      { authMode: "AADToken" },
+      { description: "other" },
+      { identity: { type: "UserAssigned", userAssignedIdentities: ["/id"] } },
+      { tags: { team: "ml" } },
+    ]) {
+      expect([changed, mod.endpointSpecHash({ ...spec, ...changed })]).not.toEqual([changed, h]);
+    }
+  });
+
+  test("created workspace's key vault and storage names are unique per project, stack and generation", () => {
+    const names = (stack: string, generation?: number) =>
+      mod.workspaceResourceNames({
+        project: "model-serving",
+        stack,
+        workspaceName: "iris-ws",
+        endpointName: "iris",
+        generation,
+      });
+    const prod = names("prod");
+    expect(prod.keyVault).toMatch(/^irisws-kv-[0-9a-f]{8}$/);
+    expect(prod.storageAccount).toMatch(/^iriswsst[0-9a-f]{8}$/);
+    expect(names("prod")).toEqual(prod);
+    expect(names("staging").keyVault).not.toBe(prod.keyVault);
+    expect(names("prod", 1).keyVault).not.toBe(prod.keyVault);
+    expect(names("prod", 1).storageAccount).not.toBe(prod.storageAccount);
   });
 
   test("environment versions need digest-pinned images", () => {

@@ -73,12 +73,129 @@ test.each([
   ],
   [
     { azureml: { ...azure, authMode: "aad" } },
-    'model-serving:models[0].targets.azureml.authMode: must be one of "key", "aml_token" (got "aad")',
+    'model-serving:models[0].targets.azureml.authMode: must be one of "key", "aml_token", "aad_token" (got "aad")',
+  ],
+  // SageMaker's blue/green limits: canary at most 50%, linear steps 10-50%.
+  [
+    { sagemaker: { region: "eu-west-1", blueGreen: { mode: "CANARY", stepPercent: 51 } } },
+    "model-serving:models[0].targets.sagemaker.blueGreen.stepPercent: must be from 1 to 50 for CANARY (a canary is at most half the new fleet), got 51",
+  ],
+  [
+    { sagemaker: { region: "eu-west-1", blueGreen: { mode: "LINEAR", stepPercent: 9 } } },
+    "model-serving:models[0].targets.sagemaker.blueGreen.stepPercent: must be from 10 to 50 for LINEAR, got 9",
+  ],
+  [
+    { sagemaker: { region: "eu-west-1", blueGreen: { mode: "LINEAR", stepPercent: 75 } } },
+    "model-serving:models[0].targets.sagemaker.blueGreen.stepPercent: must be from 10 to 50 for LINEAR, got 75",
+  ],
+  // The provider's 60-minute wait for an endpoint update.
+  [
+    {
+      sagemaker: {
+        region: "eu-west-1",
+        blueGreen: { mode: "CANARY", stepPercent: 10, waitIntervalSeconds: 1800 },
+      },
+    },
+    "model-serving:models[0].targets.sagemaker.blueGreen.waitIntervalSeconds: makes an update take up to 4200s (600s provisioning + 2 baking periods of 1800s + 0s termination wait), " +
+      "more than the 3600s the AWS provider waits for an endpoint update; shorten waitIntervalSeconds or terminationWaitSeconds",
+  ],
+  [
+    { sagemaker: { region: "eu-west-1", blueGreen: { maximumExecutionTimeoutSeconds: 14400 } } },
+    "model-serving:models[0].targets.sagemaker.blueGreen.maximumExecutionTimeoutSeconds: must be at most 3600: the AWS provider stops waiting for an endpoint update after 60 minutes, got 14400",
+  ],
+  [
+    {
+      sagemaker: {
+        region: "eu-west-1",
+        environment: { MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT: "120" },
+      },
+    },
+    'model-serving:models[0].targets.sagemaker.environment.MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT: must be whole seconds from 1 to 59 (SageMaker ends an invocation at 60s), got "120"',
+  ],
+  [
+    { sagemaker: { region: "eu-west-1", repositoryName: "Iris_Scorer" } },
+    'model-serving:models[0].targets.sagemaker.repositoryName: must be lowercase letters, digits and . _ - / separators (got "Iris_Scorer")',
+  ],
+  [
+    {
+      sagemaker: { region: "eu-west-1", vpc: { subnetIds: ["vpc-1"], securityGroupIds: ["sg-1"] } },
+    },
+    'model-serving:models[0].targets.sagemaker.vpc.subnetIds[0]: must be a subnet id (got "vpc-1")',
+  ],
+  // Azure ML: the autoscale default (the instance count) lies within min..max.
+  [
+    { azureml: { ...azure, instanceCount: 4, scaling: { min: 1, max: 3, targetCpuPercent: 70 } } },
+    "model-serving:models[0].targets.azureml.instanceCount: must be within scaling.min..max (1..3): it is the autoscale default (got 4)",
+  ],
+  [
+    { azureml: { ...azure, scaling: { min: 2, max: 3, targetCpuPercent: 70 } } },
+    "model-serving:models[0].targets.azureml.instanceCount: must be within scaling.min..max (2..3): it is the autoscale default",
+  ],
+  [
+    {
+      azureml: {
+        ...azure,
+        instanceCount: 2,
+        scaling: { min: 2, max: 3, targetCpuPercent: 70 },
+        deployments: [
+          { name: "blue", traffic: 50 },
+          { name: "green", traffic: 50, instanceCount: 1 },
+        ],
+      },
+    },
+    "model-serving:models[0].targets.azureml.deployments[1].instanceCount: must be within scaling.min..max (2..3): it is the autoscale default (got 1)",
   ],
 ])("rejects %j", (raw, message) => {
   expect(() => parseCloudTargets(raw, "model-serving:models[0].targets")).toThrow(
     new Error(message),
   );
+});
+
+test("new target keys map onto the component args", () => {
+  const t = parseCloudTargets(
+    {
+      sagemaker: {
+        region: "eu-west-1",
+        environment: { WORKERS: "2" },
+        containerStartupHealthCheckTimeoutSeconds: 600,
+        vpc: { subnetIds: ["subnet-0a"], securityGroupIds: ["sg-0b"] },
+        enableNetworkIsolation: true,
+        kmsKeyArn: "arn:aws:kms:eu-west-1:123456789012:key/k",
+        tags: { team: "ml" },
+        blueGreen: { mode: "LINEAR", stepPercent: 25, waitIntervalSeconds: 600 },
+      },
+      azureml: {
+        ...azure,
+        identity: "userAssigned",
+        authMode: "aad_token",
+        environment: { A: "b" },
+      },
+    },
+    "t",
+  );
+  expect(
+    sageMakerArgsFromConfig(t.sagemaker!, {
+      imageUri: "i",
+      ecrRepositoryArn: "a",
+      modelName: "iris",
+      modelVersion: "3",
+    }),
+  ).toMatchObject({
+    environment: { WORKERS: "2" },
+    containerStartupHealthCheckTimeoutSeconds: 600,
+    vpcConfig: { subnetIds: ["subnet-0a"], securityGroupIds: ["sg-0b"] },
+    enableNetworkIsolation: true,
+    kmsKeyArn: "arn:aws:kms:eu-west-1:123456789012:key/k",
+    tags: { team: "ml" },
+  });
+  expect(
+    azureMlArgsFromConfig(t.azureml!, {
+      registryId: "r",
+      modelName: "iris",
+      modelVersion: "3",
+      imageFor: (v) => v,
+    }),
+  ).toMatchObject({ identity: "userAssigned", authMode: "aad_token", environment: { A: "b" } });
 });
 
 test("the example stacks' targets are valid", () => {

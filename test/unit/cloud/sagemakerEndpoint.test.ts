@@ -124,13 +124,27 @@ describe("SageMakerEndpoint graph", () => {
         Action: "s3:PutObject",
         Resource: "arn:aws:s3:::captures/iris/*",
       },
+      // Auto-rollback: SageMaker reads the alarms with the execution role during the update.
+      {
+        Sid: "ReadRollbackAlarms",
+        Effect: "Allow",
+        Action: "cloudwatch:DescribeAlarms",
+        Resource: [
+          "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:iris-rt-5xx-0a1b2c3",
+          "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:iris-rt-latency-0a1b2c3",
+        ],
+      },
     ]);
 
     const model = one("iris-rt", "aws:sagemaker/model:Model");
     expect(model.inputs.name).toBeUndefined(); // auto-named: a new image replaces it
     expect(model.inputs.region).toBe("eu-west-1");
     expect(model.inputs.executionRoleArn).toBe("arn:aws:mock:::iris-rt-role-0a1b2c3");
-    expect(model.inputs.primaryContainer).toEqual({ image: IMAGE, mode: "SingleModel" });
+    expect(model.inputs.primaryContainer).toEqual({
+      image: IMAGE,
+      mode: "SingleModel",
+      environment: { MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT: "55" },
+    });
 
     const config = one("iris-rt", "aws:sagemaker/endpointConfiguration:EndpointConfiguration");
     expect(config.inputs.name).toBeUndefined();
@@ -270,6 +284,88 @@ describe("SageMakerEndpoint graph", () => {
     );
   });
 
+  test("container environment (scorer timeout default below 60 s), startup health check, VPC, isolation, KMS and tags", async () => {
+    const tags = { team: "ml", cost: "serving" };
+    const ep = new mod.SageMakerEndpoint("iris-net", {
+      ...base,
+      environment: { WORKERS: "4", SCORER_KEEPALIVE: "75" },
+      containerStartupHealthCheckTimeoutSeconds: 900,
+      vpcConfig: { subnetIds: ["subnet-0a1"], securityGroupIds: ["sg-0b2"] },
+      enableNetworkIsolation: true,
+      kmsKeyArn: "arn:aws:kms:eu-west-1:123456789012:key/k-1",
+      tags,
+      sampleBody: { inputs: [[1, 2]] },
+    });
+    const entry = await value(ep.endpoint);
+    await settle();
+    const model = one("iris-net", "aws:sagemaker/model:Model").inputs;
+    expect(model.primaryContainer.environment).toEqual({
+      MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT: "55",
+      WORKERS: "4",
+      SCORER_KEEPALIVE: "75",
+    });
+    expect(model.enableNetworkIsolation).toBe(true);
+    expect(model.vpcConfig).toEqual({ subnets: ["subnet-0a1"], securityGroupIds: ["sg-0b2"] });
+    const config = one("iris-net", "aws:sagemaker/endpointConfiguration:EndpointConfiguration");
+    expect(config.inputs.kmsKeyArn).toBe("arn:aws:kms:eu-west-1:123456789012:key/k-1");
+    expect(config.inputs.productionVariants[0].containerStartupHealthCheckTimeoutInSeconds).toBe(
+      900,
+    );
+    for (const type of [
+      "aws:iam/role:Role",
+      "aws:sagemaker/model:Model",
+      "aws:sagemaker/endpointConfiguration:EndpointConfiguration",
+      "aws:sagemaker/endpoint:Endpoint",
+    ]) {
+      expect([type, one("iris-net", type).inputs.tags]).toEqual([type, tags]);
+    }
+    const policy = JSON.parse(one("iris-net", "aws:iam/rolePolicy:RolePolicy").inputs.policy);
+    expect(policy.Statement.map((st: { Sid: string }) => st.Sid)).toEqual([
+      "PullScorerImage",
+      "EcrLogin",
+      "EndpointLogs",
+      "VpcNetworkInterfaces",
+      "VolumeKey",
+    ]);
+    expect(policy.Statement.at(-1)).toEqual({
+      Sid: "VolumeKey",
+      Effect: "Allow",
+      Action: ["kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"],
+      Resource: "arn:aws:kms:eu-west-1:123456789012:key/k-1",
+    });
+    // The commands send the sample they were given, not a fixed row.
+    expect(entry.awsCli).toContain(`--body '{"inputs":[[1,2]]}'`);
+  });
+
+  test("a caller's scorer timeout wins over the default; no rollback alarms, no DescribeAlarms", async () => {
+    const ep = new mod.SageMakerEndpoint("iris-env", {
+      ...base,
+      environment: { MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT: "30" },
+    });
+    await value(ep.endpoint);
+    await settle();
+    expect(
+      one("iris-env", "aws:sagemaker/model:Model").inputs.primaryContainer.environment,
+    ).toEqual({ MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT: "30" });
+    const policy = JSON.parse(one("iris-env", "aws:iam/rolePolicy:RolePolicy").inputs.policy);
+    expect(policy.Statement.map((st: { Sid: string }) => st.Sid)).toEqual([
+      "PullScorerImage",
+      "EcrLogin",
+      "EndpointLogs",
+    ]);
+  });
+
+  test.each([
+    [{ mode: "ALL_AT_ONCE" as const }, 900],
+    [{ mode: "CANARY" as const, stepPercent: 50, waitIntervalSeconds: 600 }, 1800],
+    [{ mode: "LINEAR" as const, stepPercent: 10, waitIntervalSeconds: 300 }, 3600],
+    [{ mode: "LINEAR" as const, stepPercent: 30, terminationWaitSeconds: 60 }, 1860],
+  ])("blue/green %j takes at most %d s, within the provider's wait", async (bg, seconds) => {
+    const { blueGreenTotalSeconds, blueGreenIssues } = await import("../../../config/cloudTargets");
+    expect(blueGreenTotalSeconds(bg)).toBe(seconds);
+    expect(blueGreenIssues(bg)).toEqual([]);
+  });
+
   test.each([
     [
       { instanceType: "ml.m5.large", serverless: { memorySizeInMb: 2048, maxConcurrency: 5 } },
@@ -337,11 +433,52 @@ describe("SageMakerEndpoint graph", () => {
     ],
     [
       { blueGreen: { mode: "LINEAR" } },
-      "SageMakerEndpoint: blueGreen.stepPercent must be an integer from 1 to 99 for LINEAR, got undefined",
+      "SageMakerEndpoint: blueGreen.stepPercent must be a whole number for LINEAR, got undefined",
     ],
     [
       { blueGreen: { maximumExecutionTimeoutSeconds: 60 } },
-      "SageMakerEndpoint: blueGreen.maximumExecutionTimeoutSeconds must be from 600 to 14400, got 60",
+      "SageMakerEndpoint: blueGreen.maximumExecutionTimeoutSeconds must be at least 600, got 60",
+    ],
+    [
+      { blueGreen: { mode: "CANARY", stepPercent: 60 } },
+      "SageMakerEndpoint: blueGreen.stepPercent must be from 1 to 50 for CANARY (a canary is at most half the new fleet), got 60",
+    ],
+    [
+      { blueGreen: { mode: "LINEAR", stepPercent: 5 } },
+      "SageMakerEndpoint: blueGreen.stepPercent must be from 10 to 50 for LINEAR, got 5",
+    ],
+    [
+      { blueGreen: { mode: "LINEAR", stepPercent: 60 } },
+      "SageMakerEndpoint: blueGreen.stepPercent must be from 10 to 50 for LINEAR, got 60",
+    ],
+    [
+      { blueGreen: { maximumExecutionTimeoutSeconds: 7200 } },
+      "SageMakerEndpoint: blueGreen.maximumExecutionTimeoutSeconds must be at most 3600: the AWS provider stops waiting for an endpoint update after 60 minutes, got 7200",
+    ],
+    [
+      { blueGreen: { mode: "LINEAR", stepPercent: 10, waitIntervalSeconds: 600 } },
+      "SageMakerEndpoint: blueGreen.waitIntervalSeconds makes an update take up to 6600s (600s provisioning + 10 baking periods of 600s + 0s termination wait), " +
+        "more than the 3600s the AWS provider waits for an endpoint update; shorten waitIntervalSeconds or terminationWaitSeconds or raise stepPercent",
+    ],
+    [
+      { blueGreen: { waitIntervalSeconds: 1800, terminationWaitSeconds: 1800 } },
+      "SageMakerEndpoint: blueGreen.waitIntervalSeconds makes an update take up to 4200s (600s provisioning + 1 baking periods of 1800s + 1800s termination wait), " +
+        "more than the 3600s the AWS provider waits for an endpoint update; shorten waitIntervalSeconds or terminationWaitSeconds",
+    ],
+    [
+      { environment: { MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT: "60" } },
+      'SageMakerEndpoint: environment.MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT must be whole seconds from 1 to 59 (SageMaker ends an invocation at 60s), got "60"',
+    ],
+    [
+      {
+        serverless: { memorySizeInMb: 1024, maxConcurrency: 5 },
+        containerStartupHealthCheckTimeoutSeconds: 600,
+      },
+      "SageMakerEndpoint: containerStartupHealthCheckTimeoutSeconds applies to instanceType, not serverless",
+    ],
+    [
+      { containerStartupHealthCheckTimeoutSeconds: 30 },
+      "SageMakerEndpoint: containerStartupHealthCheckTimeoutSeconds must be a whole number from 60 to 3600, got 30",
     ],
   ])("rejects %j", (bad, message) => {
     const before = registrations.length;

@@ -138,6 +138,8 @@ describe("ScorerImage graph", () => {
       name: "iris",
       region: "eu-west-1",
       imageScanningConfiguration: { scanOnPush: true },
+      // destroy succeeds with images present
+      forceDelete: true,
     });
     const lifecycle = JSON.parse(
       one("iris", "aws:ecr/lifecyclePolicy:LifecyclePolicy").inputs.policy,
@@ -150,9 +152,12 @@ describe("ScorerImage graph", () => {
         r.selection.countNumber,
       ]),
     ).toEqual([
-      [1, "untagged", "sinceImagePushed", 7],
-      [2, "any", "imageCountMoreThan", 5],
+      [1, "tagged", "imageCountMoreThan", 1],
+      [2, "untagged", "sinceImagePushed", 7],
+      [3, "any", "imageCountMoreThan", 5],
     ]);
+    // Rule 1 selects the image the endpoint runs, so no lower rule may expire it.
+    expect(lifecycle.rules[0].selection.tagPrefixList).toEqual([`v3-${HASH.slice(0, 12)}`]);
     const image = one("iris", "docker:index/image:Image").inputs;
     expect(image.imageName).toBe(
       `123456789012.dkr.ecr.eu-west-1.amazonaws.com/iris:v3-${HASH.slice(0, 12)}`,
@@ -174,6 +179,33 @@ describe("ScorerImage graph", () => {
     expect(
       calls.find((c) => c.token === "aws:ecr/getAuthorizationToken:getAuthorizationToken")!.inputs,
     ).toMatchObject({ registryId: "123456789012", region: "eu-west-1" });
+  });
+
+  test("each image has a build-context folder of its own (no other image's delete removes it)", async () => {
+    const a = new mod.ScorerImage("ctx-a", { ...model, contextRoot: undefined, registry: "ecr" });
+    const b = new mod.ScorerImage("ctx-b", { ...model, contextRoot: undefined, registry: "ecr" });
+    await Promise.all([value(a.imageUri), value(b.imageUri)]);
+    await settle();
+    const root = (n: string) =>
+      one(n, "pulumi-nodejs:dynamic/modelserving:ModelExport").inputs.contextRoot;
+    expect(root("ctx-a")).toBe(path.join(mod.defaultContextRoot(), "ctx-a"));
+    expect(root("ctx-b")).toBe(path.join(mod.defaultContextRoot(), "ctx-b"));
+  });
+
+  test("the lifecycle policy keeps the live image out of every expiring rule", () => {
+    const rules = JSON.parse(mod.ecrLifecyclePolicy(2, "v4-0123456789ab")).rules;
+    expect(rules[0]).toEqual({
+      rulePriority: 1,
+      description: "never expire v4-0123456789ab, the image the endpoint runs",
+      selection: {
+        tagStatus: "tagged",
+        tagPrefixList: ["v4-0123456789ab"],
+        countType: "imageCountMoreThan",
+        countNumber: 1,
+      },
+      action: { type: "expire" },
+    });
+    expect(rules.map((r: any) => r.rulePriority)).toEqual([1, 2, 3]);
   });
 
   test("acr existing: looked up by name/resource group, pushed with its admin credentials", async () => {

@@ -4,20 +4,23 @@ import * as http from "http";
 import * as os from "os";
 import * as path from "path";
 import { azureMlSnippets } from "../../../components/snippets/azureml";
-import {
-  SAMPLE_REQUEST,
-  sageMakerInvocationUrl,
-  sageMakerSnippets,
-} from "../../../components/snippets/sagemaker";
+import { sageMakerInvocationUrl, sageMakerSnippets } from "../../../components/snippets/sagemaker";
 
+/** One iris row: the tests' sample body (the components pass the model's own). */
+const SAMPLE = {
+  dataframe_split: {
+    columns: ["sepal_length", "sepal_width", "petal_length", "petal_width"],
+    data: [[5.1, 3.5, 1.4, 0.2]],
+  },
+};
 const BODY =
   '{"dataframe_split":{"columns":["sepal_length","sepal_width","petal_length","petal_width"],"data":[[5.1,3.5,1.4,0.2]]}}';
 
 describe("SageMaker snippets", () => {
-  const s = sageMakerSnippets({ region: "eu-west-1", endpointName: "iris-prod" });
+  const s = sageMakerSnippets({ region: "eu-west-1", endpointName: "iris-prod", body: SAMPLE });
 
   test("exact strings", () => {
-    expect(JSON.stringify(SAMPLE_REQUEST)).toBe(BODY);
+    expect(JSON.stringify(SAMPLE)).toBe(BODY);
     expect(sageMakerInvocationUrl("eu-west-1", "iris-prod")).toBe(
       "https://runtime.sagemaker.eu-west-1.amazonaws.com/endpoints/iris-prod/invocations",
     );
@@ -25,8 +28,9 @@ describe("SageMaker snippets", () => {
       `aws sagemaker-runtime invoke-endpoint --region 'eu-west-1' --endpoint-name 'iris-prod' --content-type application/json --cli-binary-format raw-in-base64-out --body '${BODY}' /dev/stdout`,
     );
     expect(s.curl).toBe(
-      `curl -sS -X POST 'https://runtime.sagemaker.eu-west-1.amazonaws.com/endpoints/iris-prod/invocations' --aws-sigv4 'aws:amz:eu-west-1:sagemaker' ` +
-        `--user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" -H "x-amz-security-token: $AWS_SESSION_TOKEN" -H 'Content-Type: application/json' -d '${BODY}'`,
+      `(AWS_CREDENTIALS="$(aws configure export-credentials --format env)" && eval "$AWS_CREDENTIALS" && ` +
+        `curl -sS -X POST 'https://runtime.sagemaker.eu-west-1.amazonaws.com/endpoints/iris-prod/invocations' --aws-sigv4 'aws:amz:eu-west-1:sagemaker' ` +
+        `--user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \${AWS_SESSION_TOKEN:+-H "x-amz-security-token: $AWS_SESSION_TOKEN"} -H 'Content-Type: application/json' -d '${BODY}')`,
     );
     expect(s.python).toBe(
       `python3 -c 'import boto3; r = boto3.client("sagemaker-runtime", region_name="eu-west-1").invoke_endpoint(EndpointName="iris-prod", ContentType="application/json", ` +
@@ -34,20 +38,24 @@ describe("SageMaker snippets", () => {
     );
   });
 
-  test("pasted into bash, curl and aws get the right argv with credentials from the environment", () => {
-    const argv = (cmd: string, fn: string) =>
-      execFileSync("bash", ["-c", `${fn}() { printf '%s\\n' "$@"; }; ${cmd}`], {
-        env: {
-          PATH: process.env.PATH,
-          AWS_ACCESS_KEY_ID: "AKIDEXAMPLE",
-          AWS_SECRET_ACCESS_KEY: "se'cr\"et",
-          AWS_SESSION_TOKEN: "tok",
-        },
-        encoding: "utf8",
-      })
-        .split("\n")
-        .slice(0, -1);
-    expect(argv(s.curl, "curl")).toEqual([
+  // A stand-in `aws` whose `configure export-credentials --format env` prints what the AWS CLI
+  // prints for the chain's credentials (SSO, profile or instance role): export lines.
+  const fakeAws = (exports: string) =>
+    `aws() { if [ "$1 $2 $3 $4" = "configure export-credentials --format env" ]; then printf '%s\\n' ${exports}; else printf '%s\\n' "$@"; fi; }`;
+  const argv = (cmd: string, prelude: string, env: Record<string, string> = {}) =>
+    execFileSync("bash", ["-c", `${prelude}; ${cmd}`], {
+      env: { PATH: process.env.PATH ?? "", ...env },
+      encoding: "utf8",
+    })
+      .split("\n")
+      .slice(0, -1);
+  const curlArgs = `curl() { printf '%s\\n' "$@"; }`;
+
+  test("curl takes temporary credentials from the AWS CLI's chain, with no credential in the environment", () => {
+    const sso = fakeAws(
+      `"export AWS_ACCESS_KEY_ID=ASIAEXAMPLE" "export AWS_SECRET_ACCESS_KEY=secret" "export AWS_SESSION_TOKEN=tok"`,
+    );
+    expect(argv(s.curl, `${sso}; ${curlArgs}`)).toEqual([
       "-sS",
       "-X",
       "POST",
@@ -55,7 +63,7 @@ describe("SageMaker snippets", () => {
       "--aws-sigv4",
       "aws:amz:eu-west-1:sagemaker",
       "--user",
-      "AKIDEXAMPLE:se'cr\"et",
+      "ASIAEXAMPLE:secret",
       "-H",
       "x-amz-security-token: tok",
       "-H",
@@ -63,7 +71,29 @@ describe("SageMaker snippets", () => {
       "-d",
       BODY,
     ]);
-    expect(argv(s.awsCli, "aws")).toEqual([
+  });
+
+  test("long-term keys: no empty session-token header; the caller's shell keeps its environment", () => {
+    const keys = fakeAws(
+      `"export AWS_ACCESS_KEY_ID=AKIDEXAMPLE" "export AWS_SECRET_ACCESS_KEY=secret"`,
+    );
+    const out = argv(
+      `${s.curl}; echo "after:\${AWS_ACCESS_KEY_ID:-unset}"`,
+      `${keys}; ${curlArgs}`,
+    );
+    expect(out).not.toContain("-H\nx-amz-security-token: ");
+    expect(out.filter((a) => a.startsWith("x-amz-security-token"))).toEqual([]);
+    expect(out.slice(6, 8)).toEqual(["--user", "AKIDEXAMPLE:secret"]);
+    expect(out.at(-1)).toBe("after:unset");
+  });
+
+  test("curl fails (and sends nothing) when the AWS CLI has no credentials", () => {
+    const none = `aws() { echo "Unable to locate credentials" >&2; return 255; }; ${curlArgs}`;
+    expect(() => argv(s.curl, none)).toThrow();
+  });
+
+  test("pasted into bash, aws gets the right argv", () => {
+    expect(argv(s.awsCli, `aws() { printf '%s\\n' "$@"; }`)).toEqual([
       "sagemaker-runtime",
       "invoke-endpoint",
       "--region",
@@ -115,6 +145,7 @@ describe("Azure ML snippets", () => {
     const s = azureMlSnippets({
       scoringUri: "https://iris.westeurope.inference.ml.azure.com/score",
       auth: { mode: "key", key: "abc123" },
+      body: SAMPLE,
     });
     expect(s.curl).toBe(
       `KEY='abc123'; curl -sS -X POST 'https://iris.westeurope.inference.ml.azure.com/score' -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' -d '${BODY}'`,
@@ -135,9 +166,41 @@ describe("Azure ML snippets", () => {
         resourceGroup: "ml-rg",
         workspaceName: "ml-ws",
       },
+      body: SAMPLE,
     });
     expect(s.python).toContain(
       `import subprocess; key = subprocess.check_output(["az", "ml", "online-endpoint", "get-credentials", "--name", "iris", "--resource-group", "ml-rg", "--workspace-name", "ml-ws", "--query", "accessToken", "--output", "tsv"], text=True).strip(); `,
+    );
+  });
+
+  test("aad_token mode: an Entra ID token for https://ml.azure.com, fetched when the command runs", () => {
+    const s = azureMlSnippets({
+      scoringUri: "https://iris.westeurope.inference.ml.azure.com/score",
+      auth: { mode: "aad_token" },
+      body: SAMPLE,
+    });
+    expect(s.curl).toBe(
+      `KEY="$('az' 'account' 'get-access-token' '--resource' 'https://ml.azure.com' '--query' 'accessToken' '--output' 'tsv')"; ` +
+        `curl -sS -X POST 'https://iris.westeurope.inference.ml.azure.com/score' -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' -d '${BODY}'`,
+    );
+    expect(s.python).toContain(
+      `key = subprocess.check_output(["az", "account", "get-access-token", "--resource", "https://ml.azure.com", "--query", "accessToken", "--output", "tsv"], text=True).strip()`,
+    );
+  });
+
+  test("a deployment's own command sends azureml-model-deployment", () => {
+    const s = azureMlSnippets({
+      scoringUri: "https://iris.westeurope.inference.ml.azure.com/score",
+      auth: { mode: "key", key: "abc123" },
+      body: SAMPLE,
+      deployment: "green",
+    });
+    expect(s.curl).toBe(
+      `KEY='abc123'; curl -sS -X POST 'https://iris.westeurope.inference.ml.azure.com/score' -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' ` +
+        `-H 'azureml-model-deployment: green' -d '${BODY}'`,
+    );
+    expect(s.python).toContain(
+      `headers={"Content-Type": "application/json", "Authorization": "Bearer " + key, "azureml-model-deployment": "green"}`,
     );
   });
 
@@ -157,6 +220,7 @@ describe("Azure ML snippets", () => {
       const s = azureMlSnippets({
         scoringUri: `http://127.0.0.1:${port}/score`,
         auth: { mode: "key", key: `k'e"y$1` },
+        body: SAMPLE,
       });
       const run = (cmd: string) =>
         new Promise<string>((resolve, reject) =>
