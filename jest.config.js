@@ -16,5 +16,7 @@ module.exports = {
     },
     { ...common, displayName: "engine", testMatch: ["<rootDir>/test/engine/**/*.test.ts"] },
     { ...common, displayName: "faults", testMatch: ["<rootDir>/test/faults/**/*.test.ts"] },
+    // Recorded resource inputs replayed on real engines (a private Docker engine: scripts/dockerd.sh).
+    { ...common, displayName: "replay", testMatch: ["<rootDir>/test/replay/**/*.test.ts"] },
   ],
 };

@@ -14,4 +14,14 @@ if command -v go >/dev/null; then
 else
   echo "[test] skipping the language host's Go tests: go is not installed (your own pulumi is in use)"
 fi
+# The replay suite's private Docker engine (scripts/dockerd.sh): started here unless it already runs,
+# and then stopped again when the tests end, however they end.
+if ! bash scripts/dockerd.sh status; then
+  trap 'bash scripts/dockerd.sh stop' EXIT
+fi
+if docker_env="$(bash scripts/dockerd.sh start)"; then
+  eval "$docker_env"
+else
+  echo "[test] the private Docker engine did not start; the replay suite reports why (a failure under CI=true)"
+fi
 npx jest --runInBand "$@"
