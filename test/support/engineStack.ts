@@ -36,7 +36,8 @@ export function engineMissingReason(): string | undefined {
 }
 
 /** One `model-serving:models` entry, as in Pulumi.<stack>.yaml. */
-export type ModelEntry = Record<string, unknown> & { name: string; source: string };
+/** `source` to register a version here, or `registered` to serve one the registry holds. */
+export type ModelEntry = Record<string, unknown> & { name: string };
 
 export interface EngineStackOptions {
   /** Stack name prefix after `e2e`, e.g. "fault" -> e2efault<time>. */

@@ -27,6 +27,12 @@ export interface Registered {
   version: string;
 }
 
+export interface RegistrySnapshot {
+  aliases: Record<string, string>;
+  tags: Record<string, string>;
+  versions: Record<string, unknown>[];
+}
+
 /** Every version, tag and alias of a registered model, as MLflow's client reports them. */
 export const registrySnapshot = (trackingUri: string, name: string) =>
-  mlflowPython(trackingUri, "snapshot", name);
+  mlflowPython<RegistrySnapshot>(trackingUri, "snapshot", name);
