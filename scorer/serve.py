@@ -17,14 +17,16 @@ Content-Type header gets 415 (MLflow's handler would fail with 500 on it), and a
 Environment (every target can set these; defaults are the container's):
   MODEL_PATH                 /opt/ml/model
   HOST, PORT                 0.0.0.0, 8080 (SageMaker's and Azure ML's container contract)
-  SCORER_WORKERS             CPU count the container may use (cgroup quota / cpuset), at least 1
+  SCORER_WORKERS             CPU count the container may use (cgroup quota / cpuset), at least 1;
+                             WORKERS (the image's earlier name) is read when SCORER_WORKERS is unset
   SCORER_KEEP_ALIVE_SECONDS  300: above the idle timeouts of the load balancers in front (AWS ALB 60 s,
                              Azure Load Balancer 240 s), so the server never closes a connection the
                              balancer still reuses (that race shows as 502s)
   SCORER_MAX_BODY_BYTES      6291456 (6 MiB, SageMaker's real-time payload limit); larger bodies get 413
   SCORER_TIMEOUT_SECONDS     55: below SageMaker's 60 s invocation limit, so a slow call ends as our
-                             504 and not as the platform's; passed to MLflow as
-                             MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT
+                             504 and not as the platform's; MLflow's own name for it,
+                             MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT, is read when this is unset
+Where two names are given the first one set wins.
 Nothing is installed at start: the image's Python environment must already satisfy the model.
 """
 
@@ -86,8 +88,10 @@ class Settings:
 
     @staticmethod
     def from_env(env=os.environ) -> "Settings":
-        def integer(name: str, default: int, minimum: int) -> int:
+        def integer(name: str, default: int, minimum: int, fallback: str = "") -> int:
             raw = env.get(name)
+            if (raw is None or raw == "") and fallback:
+                name, raw = fallback, env.get(fallback)
             if raw is None or raw == "":
                 return default
             if not re.fullmatch(r"[0-9]+", raw.strip()) or int(raw) < minimum:
@@ -98,10 +102,12 @@ class Settings:
             model_path=env.get("MODEL_PATH", DEFAULT_MODEL_PATH),
             host=env.get("HOST", "0.0.0.0"),
             port=integer("PORT", 8080, 1),
-            workers=integer("SCORER_WORKERS", available_cpus(), 1),
+            workers=integer("SCORER_WORKERS", available_cpus(), 1, fallback="WORKERS"),
             keep_alive_seconds=integer("SCORER_KEEP_ALIVE_SECONDS", 300, 1),
             max_body_bytes=integer("SCORER_MAX_BODY_BYTES", 6 * 1024 * 1024, 1),
-            timeout_seconds=integer("SCORER_TIMEOUT_SECONDS", 55, 1),
+            timeout_seconds=integer(
+                "SCORER_TIMEOUT_SECONDS", 55, 1, fallback="MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT"
+            ),
         )
 
 

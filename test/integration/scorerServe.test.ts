@@ -280,6 +280,43 @@ maybe("scorer serve.py prepare (build time, before anything is installed)", () =
     }
   });
 
+  test("settings: SCORER_* names win; WORKERS and MLflow's timeout name apply when they are unset", () => {
+    const settings = (env: Record<string, string>) =>
+      JSON.parse(
+        String(
+          execFileSync(
+            python,
+            [
+              "-c",
+              "import dataclasses, json, sys; sys.path.insert(0, sys.argv[1]); import serve; " +
+                "print(json.dumps(dataclasses.asdict(serve.Settings.from_env(json.loads(sys.argv[2])))))",
+              path.dirname(serve),
+              JSON.stringify(env),
+            ],
+            { stdio: "pipe" },
+          ),
+        ),
+      );
+    expect(settings({})).toMatchObject({
+      port: 8080,
+      keep_alive_seconds: 300,
+      max_body_bytes: 6 * 1024 * 1024,
+      timeout_seconds: 55,
+    });
+    expect(settings({ WORKERS: "3", MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT: "7" })).toMatchObject({
+      workers: 3,
+      timeout_seconds: 7,
+    });
+    expect(
+      settings({
+        WORKERS: "3",
+        SCORER_WORKERS: "5",
+        MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT: "7",
+        SCORER_TIMEOUT_SECONDS: "9",
+      }),
+    ).toMatchObject({ workers: 5, timeout_seconds: 9 });
+  });
+
   test("a bad SCORER_* value names the variable and the value", () => {
     try {
       execFileSync(python, [serve, "check"], {
