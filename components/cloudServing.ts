@@ -137,6 +137,7 @@ export class CloudServing extends pulumi.ComponentResource {
                   create: az.registry.create,
                   location: az.location,
                   sku: az.registry.sku,
+                  login: az.registry.login,
                 },
               },
               childOpts,

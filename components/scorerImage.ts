@@ -1,11 +1,13 @@
 import * as os from "os";
 import * as path from "path";
 import * as aws from "@pulumi/aws";
+import * as authorization from "@pulumi/azure-native/authorization";
 import * as containerregistry from "@pulumi/azure-native/containerregistry";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import type { MlflowAuth } from "../providers/mlflow/connection";
 import { hashScorerFiles, ModelExport } from "../providers/modelExport";
+import { ACR_TOKEN_USER, exchangeAcrRefreshToken } from "./cloud/acrToken";
 
 /** Where the scorer image goes. */
 export type RegistryKind = "ecr" | "acr";
@@ -15,8 +17,13 @@ export interface AcrRegistryArgs {
   readonly name: string;
   /** Resource group of the registry. */
   readonly resourceGroupName: pulumi.Input<string>;
-  /** Create the registry instead of using an existing one (admin user enabled for the push). */
+  /** Create the registry instead of using an existing one. */
   readonly create?: boolean;
+  /**
+   * How docker logs in to push: "entra" (default) exchanges the Entra ID token of the identity
+   * running pulumi (it needs AcrPush) for an ACR token; "admin" uses the registry's admin user.
+   */
+  readonly login?: "entra" | "admin";
   /** Azure region for a created registry. */
   readonly location?: pulumi.Input<string>;
   /** SKU for a created registry; default Standard. */
@@ -90,6 +97,12 @@ export function validateScorerImageArgs(name: string, args: ScorerImageArgs): vo
     }
     if (args.acr.create && args.acr.location === undefined) {
       throw new Error(`ScorerImage: acr.create needs acr.location`);
+    }
+    const login = args.acr.login ?? "entra";
+    if (login !== "entra" && login !== "admin") {
+      throw new Error(
+        `ScorerImage: acr.login must be "entra" or "admin", got ${JSON.stringify(login)}`,
+      );
     }
   }
 }
@@ -228,6 +241,7 @@ export class ScorerImage extends pulumi.ComponentResource {
       };
     } else {
       const acr = args.acr!;
+      const login = acr.login ?? "entra";
       let loginServer: pulumi.Output<string>;
       let registryName: pulumi.Output<string>;
       if (acr.create) {
@@ -238,7 +252,7 @@ export class ScorerImage extends pulumi.ComponentResource {
             resourceGroupName: acr.resourceGroupName,
             location: acr.location,
             sku: { name: acr.sku ?? "Standard" },
-            adminUserEnabled: true,
+            adminUserEnabled: login === "admin",
           },
           { parent: this },
         );
@@ -254,16 +268,36 @@ export class ScorerImage extends pulumi.ComponentResource {
         registryName = existing.name;
         registryResourceId = existing.id;
       }
-      const creds = containerregistry.listRegistryCredentialsOutput(
-        { registryName, resourceGroupName: acr.resourceGroupName },
-        { parent: this },
-      );
       repositoryUrl = pulumi.interpolate`${loginServer}/${repositoryName}`;
-      registry = {
-        server: loginServer,
-        username: creds.apply((c) => c.username ?? ""),
-        password: pulumi.secret(creds.apply((c) => c.passwords?.[0]?.value ?? "")),
-      };
+      if (login === "admin") {
+        const creds = containerregistry.listRegistryCredentialsOutput(
+          { registryName, resourceGroupName: acr.resourceGroupName },
+          { parent: this },
+        );
+        registry = {
+          server: loginServer,
+          username: creds.apply((c) => c.username ?? ""),
+          password: pulumi.secret(creds.apply((c) => c.passwords?.[0]?.value ?? "")),
+        };
+      } else {
+        // The azure-native provider's own credentials (az login, service principal, managed
+        // identity), exchanged for an ACR token at push time; a preview pushes nothing.
+        const client = authorization.getClientConfigOutput({ parent: this });
+        const entra = authorization.getClientTokenOutput({}, { parent: this });
+        registry = {
+          server: loginServer,
+          username: ACR_TOKEN_USER,
+          password: pulumi.secret(
+            pulumi
+              .all([loginServer, client.tenantId, pulumi.secret(entra.token)])
+              .apply(([server, tenantId, accessToken]) =>
+                pulumi.runtime.isDryRun()
+                  ? ""
+                  : exchangeAcrRefreshToken({ loginServer: server, tenantId, accessToken }),
+              ),
+          ),
+        };
+      }
     }
 
     const image = new docker.Image(

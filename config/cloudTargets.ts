@@ -292,6 +292,8 @@ export const azureMlTargetSchema = z
         resourceGroup: z.string().min(1).optional(),
         create: z.boolean().optional(),
         sku: z.enum(["Basic", "Standard", "Premium"]).optional(),
+        /** Push login: an Entra ID token exchange (default) or the registry's admin user. */
+        login: z.enum(["entra", "admin"]).optional(),
       })
       .strict(),
     authMode: z.enum(["key", "aml_token", "aad_token"]).optional(),

@@ -105,6 +105,8 @@ pulumi.runtime.setMocks(
           return { primaryKey: "endpoint-key-123", secondaryKey: "s" };
         case "azure-native:authorization:getClientConfig":
           return { tenantId: "t", subscriptionId: SUB, clientId: "c", objectId: "o" };
+        case "azure-native:authorization:getClientToken":
+          return { token: "entra-token" };
       }
       throw new Error(`unexpected call ${args.token}`);
     },
@@ -139,6 +141,11 @@ pulumi.runtime.setAllConfig({
 describe("index.ts with cloud targets under mocks", () => {
   let endpoints: Record<string, any>;
   let secret: boolean;
+  // The ACR push logs in with an Entra ID token exchanged at the registry: answered here.
+  const fetchSpy = jest
+    .spyOn(global, "fetch")
+    .mockImplementation(async () => new Response('{"refresh_token":"acr-token"}'));
+  afterAll(() => fetchSpy.mockRestore());
   beforeAll(async () => {
     const program = await import("../../index");
     endpoints = await value(program.endpoints);

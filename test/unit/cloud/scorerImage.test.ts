@@ -82,6 +82,10 @@ pulumi.runtime.setMocks(
             username: args.inputs.registryName,
             passwords: [{ name: "password", value: "acr-password" }],
           };
+        case "azure-native:authorization:getClientConfig":
+          return { tenantId: "tenant-1", subscriptionId: "s", clientId: "c", objectId: "o" };
+        case "azure-native:authorization:getClientToken":
+          return { token: "entra-access-token" };
       }
       throw new Error(`unexpected call ${args.token}`);
     },
@@ -208,12 +212,79 @@ describe("ScorerImage graph", () => {
     expect(rules.map((r: any) => r.rulePriority)).toEqual([1, 2, 3]);
   });
 
+  test("acr with Entra ID: the provider's token is exchanged for an ACR token; no admin user", async () => {
+    const seen: { url: string; body: string }[] = [];
+    const fetchSpy = jest.spyOn(global, "fetch").mockImplementation(async (url, init) => {
+      seen.push({ url: String(url), body: String(init?.body) });
+      return new Response(JSON.stringify({ refresh_token: "acr-refresh-token" }), { status: 200 });
+    });
+    try {
+      const img = new mod.ScorerImage("iris-entra", {
+        ...model,
+        registry: "acr",
+        repositoryName: "iris",
+        acr: { name: "existingacr", resourceGroupName: "rg" },
+      });
+      expect(await value(img.imageUri)).toBe(`existingacr.azurecr.io/iris@sha256:${DIGEST}`);
+      await settle();
+      const image = one("iris-entra", "docker:index/image:Image").inputs;
+      expect(image.registry).toEqual({
+        [pulumi.runtime.specialSigKey]: pulumi.runtime.specialSecretSig,
+        value: {
+          server: "existingacr.azurecr.io",
+          username: "00000000-0000-0000-0000-000000000000",
+          password: "acr-refresh-token",
+        },
+      });
+      expect(seen).toEqual([
+        {
+          url: "https://existingacr.azurecr.io/oauth2/exchange",
+          body: "grant_type=access_token&service=existingacr.azurecr.io&tenant=tenant-1&access_token=entra-access-token",
+        },
+      ]);
+      expect(
+        calls.filter(
+          (c) =>
+            c.token === "azure-native:containerregistry:listRegistryCredentials" &&
+            c.inputs.registryName === "existingacr" &&
+            c.inputs.resourceGroupName === "rg",
+        ),
+      ).toHaveLength(0);
+    } finally {
+      fetchSpy.mockRestore();
+    }
+  });
+
+  test("acr create with Entra ID login: the admin user stays disabled", async () => {
+    const fetchSpy = jest
+      .spyOn(global, "fetch")
+      .mockResolvedValue(new Response('{"refresh_token":"r"}', { status: 200 }));
+    try {
+      const img = new mod.ScorerImage("iris-entra-new", {
+        ...model,
+        registry: "acr",
+        acr: {
+          name: "entrascorers",
+          resourceGroupName: "ml-rg",
+          create: true,
+          location: "westeurope",
+        },
+      });
+      await value(img.imageUri);
+      expect(
+        one("iris-entra-new", "azure-native:containerregistry:Registry").inputs.adminUserEnabled,
+      ).toBe(false);
+    } finally {
+      fetchSpy.mockRestore();
+    }
+  });
+
   test("acr existing: looked up by name/resource group, pushed with its admin credentials", async () => {
     const img = new mod.ScorerImage("iris-az", {
       ...model,
       registry: "acr",
       repositoryName: "iris",
-      acr: { name: "existingacr", resourceGroupName: "rg" },
+      acr: { name: "existingacr", resourceGroupName: "rg", login: "admin" },
     });
     expect(await value(img.imageUri)).toBe(`existingacr.azurecr.io/iris@sha256:${DIGEST}`);
     await settle();
@@ -249,6 +320,7 @@ describe("ScorerImage graph", () => {
         create: true,
         location: "westeurope",
         sku: "Premium",
+        login: "admin",
       },
     });
     expect(await value(img.imageUri)).toBe(`irisscorers.azurecr.io/iris-new@sha256:${DIGEST}`);
@@ -272,6 +344,10 @@ describe("ScorerImage graph", () => {
     [
       { registry: "acr", acr: { name: "my-reg", resourceGroupName: "rg" } },
       'ScorerImage: acr.name must be 5-50 letters or digits, got "my-reg"',
+    ],
+    [
+      { registry: "acr", acr: { name: "myregistry", resourceGroupName: "rg", login: "token" } },
+      'ScorerImage: acr.login must be "entra" or "admin", got "token"',
     ],
     [
       { registry: "acr", acr: { name: "myregistry", resourceGroupName: "rg", create: true } },
