@@ -33,6 +33,19 @@ export function modelVersionModule() {
   };
 }
 
+/** providers/modelReference with ModelReference swapped for its stand-in. */
+export function modelReferenceModule() {
+  return {
+    ModelReference: dynamicStandIn("ModelReference", [
+      "resolvedVersion",
+      "modelUri",
+      "storageSource",
+      "runId",
+      "servingExample",
+    ]),
+  };
+}
+
 /** providers/modelDeployment with ModelDeployment swapped for its stand-in. */
 export function modelDeploymentModule() {
   return { ModelDeployment: dynamicStandIn("ModelDeployment", ["url", "baseUrl", "servedPort"]) };

@@ -14,6 +14,9 @@ jest.mock("@pulumi/azure-native/machinelearningservices", () => {
 jest.mock("../../providers/modelVersion", () =>
   jest.requireActual("../support/dynamicStandIns").modelVersionModule(),
 );
+jest.mock("../../providers/modelReference", () =>
+  jest.requireActual("../support/dynamicStandIns").modelReferenceModule(),
+);
 jest.mock("../../providers/modelDeployment", () =>
   jest.requireActual("../support/dynamicStandIns").modelDeploymentModule(),
 );
@@ -51,6 +54,11 @@ pulumi.runtime.setMocks(
         outs.version = "7";
         outs.modelUri = `models:/${args.inputs.name}/7`;
       }
+      if (args.type.endsWith(":ModelReference")) {
+        outs.resolvedVersion = "4";
+        outs.modelUri = `models:/${args.inputs.name}/4`;
+        outs.servingExample = JSON.stringify({ instances: [[9, 9]] });
+      }
       if (args.type.endsWith(":ModelDeployment")) {
         outs.url = "http://127.0.0.1:5001/invocations";
       }
@@ -72,6 +80,7 @@ pulumi.runtime.setAllConfig(
     "model-serving:models": JSON.stringify([
       { name: "iris", source: modelDir, aliases: ["champion"], tags: { owner: "platform" } },
       { name: "registry-only", source: "runs:/abc/model", serve: false, keepInRegistry: true },
+      { name: "fraud", registered: { alias: "champion" } },
     ]),
     "model-serving:mlflowPassword": "s3cr3t-password",
   },
@@ -104,6 +113,10 @@ describe("index.ts under mocks", () => {
         "pulumi-nodejs:dynamic/modelserving:ModelDeployment iris-server",
         "modelserving:mlflow:RegisteredModel registry-only",
         "pulumi-nodejs:dynamic/modelserving:ModelVersion registry-only-version",
+        // A registered model is referenced, never registered: no ModelVersion.
+        "modelserving:mlflow:RegisteredModel fraud",
+        "pulumi-nodejs:dynamic/modelserving:ModelReference fraud-registered",
+        "pulumi-nodejs:dynamic/modelserving:ModelDeployment fraud-server",
       ].sort(),
     );
   });
@@ -163,7 +176,7 @@ describe("index.ts under mocks", () => {
 
   it("exports the endpoint map with ready-to-paste commands", async () => {
     const endpoints = await outputValue(program.endpoints);
-    expect(Object.keys(endpoints)).toEqual(["iris"]);
+    expect(Object.keys(endpoints)).toEqual(["iris", "fraud"]);
     expect(endpoints.iris).toEqual({
       target: "mlflow",
       url: "http://127.0.0.1:5001/invocations",
@@ -178,7 +191,24 @@ describe("index.ts under mocks", () => {
     expect(await outputValue(program.modelUris)).toEqual({
       iris: "models:/iris/7",
       "registry-only": "models:/registry-only/7",
+      fraud: "models:/fraud/4",
     });
+  });
+
+  it("serves the version a reference resolves to, with the version's own serving example", async () => {
+    const ref = registrations.find((r) => r.name === "fraud-registered")!;
+    expect(ref.inputs).toMatchObject({
+      trackingUri: "http://127.0.0.1:5100",
+      registryId: "local:/data/mlflow",
+      name: "fraud",
+      alias: "champion",
+    });
+    expect(ref.inputs.version).toBeUndefined();
+    const server = registrations.find((r) => r.name === "fraud-server")!;
+    expect(server.inputs).toMatchObject({ modelUri: "models:/fraud/4" });
+    const endpoints = await outputValue(program.endpoints);
+    expect(endpoints.fraud).toMatchObject({ version: "4", modelUri: "models:/fraud/4" });
+    expect(endpoints.fraud.curl).toContain(`-d '{"instances":[[9,9]]}'`);
   });
 
   it("keeps the MLflow password secret and out of the outputs", async () => {
