@@ -52,6 +52,23 @@ describeReal("example stack files", () => {
     });
   });
 
+  it("platform is deploy-only: an existing registry, references only, nothing registered", () => {
+    const config = stackConfig("Pulumi.platform.yaml");
+    const parsed = parseStackConfig(
+      { mlflow: config["model-serving:mlflow"], models: config["model-serving:models"] },
+      { projectDir: repoRoot, stack: "platform" },
+    );
+    expect(parsed.mlflow).toMatchObject({ mode: "existing", deployMode: "local" });
+    expect(parsed.models.map((m) => [m.name, m.kind])).toEqual([
+      ["fraud", "reference"],
+      ["churn", "reference"],
+    ]);
+    expect(parsed.models.map((m) => m.kind === "reference" && m.registered)).toEqual([
+      { alias: "champion" },
+      { version: 3 },
+    ]);
+  });
+
   it("the cloud examples carry their targets", () => {
     const sm = stackConfig("Pulumi.sagemaker.yaml");
     const az = stackConfig("Pulumi.azureml.yaml");
