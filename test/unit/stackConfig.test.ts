@@ -461,7 +461,7 @@ describe("cloud targets use the same strict schema and format", () => {
     [
       "a typo inside a target",
       { sagemaker: { region: "eu-west-1", instanceTyp: "ml.m5.large" } },
-      "model-serving:models[0].targets.sagemaker.instanceTyp: unknown key; expected one of region, endpointName, repositoryName, instanceType, instanceCount, serverless, roleArn, dataCaptureS3Uri, dataCaptureSamplingPercentage, autoscaling, blueGreen",
+      "model-serving:models[0].targets.sagemaker.instanceTyp: unknown key; expected one of region, endpointName, repositoryName, instanceType, instanceCount, environment, containerStartupHealthCheckTimeoutSeconds, vpc, enableNetworkIsolation, kmsKeyArn, tags, serverless, roleArn, dataCaptureS3Uri, dataCaptureSamplingPercentage, autoscaling, blueGreen",
     ],
     [
       "a typo deep inside a target",
@@ -530,7 +530,7 @@ describe("cloud targets use the same strict schema and format", () => {
     [
       "an unknown enum value",
       { azureml: { ...azure, authMode: "aad" } },
-      'model-serving:models[0].targets.azureml.authMode: must be one of "key", "aml_token" (got "aad")',
+      'model-serving:models[0].targets.azureml.authMode: must be one of "key", "aml_token", "aad_token" (got "aad")',
     ],
     [
       "a subscription that is not a UUID",
