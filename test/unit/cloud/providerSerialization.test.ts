@@ -48,7 +48,7 @@ function node(script: string): string {
   });
 }
 
-test("providers serialize capturing only builtins and axios, and run from the serialized text", () => {
+test("providers serialize capturing only builtins, axios and @azure/identity, and run from the serialized text", () => {
   const serialized = JSON.parse(
     node(`
       const pulumi = require("@pulumi/pulumi");
@@ -72,9 +72,10 @@ test("providers serialize capturing only builtins and axios, and run from the se
     'require("fs")',
     'require("path")',
   ]);
+  // The ARM token comes from @azure/identity (required by name, resolved in the provider process).
   expect(serialized.trafficProvider.requires).toEqual([
+    'require("@azure/identity")',
     'require("axios")',
-    'require("child_process")',
   ]);
 
   const mlflow = path.join(out, "mlflow");
