@@ -8,6 +8,7 @@ import {
   type BlueGreenPolicy,
 } from "../config/cloudTargets";
 import type { CloudEndpointEntry } from "./endpoint";
+import { SageMakerVariantGuard } from "./cloud/sagemakerVariantGuard";
 import { EMPTY_SAMPLE } from "./sampleInput";
 import { sageMakerInvocationUrl, sageMakerSnippets } from "./snippets/sagemaker";
 
@@ -432,6 +433,18 @@ export class SageMakerEndpoint extends pulumi.ComponentResource {
       roleArn = role.arn;
       dependsOn.push(policy);
     }
+
+    // Refuses an instance-type change of an autoscaled variant before anything is created for it.
+    const guard = new SageMakerVariantGuard(
+      `${name}-guard`,
+      {
+        endpointName,
+        instanceType: args.serverless ? "serverless" : (args.instanceType ?? "ml.m5.large"),
+        autoscaled: args.autoscaling !== undefined,
+      },
+      { parent: this },
+    );
+    dependsOn.push(guard);
 
     const model = new aws.sagemaker.Model(
       `${name}-model`,

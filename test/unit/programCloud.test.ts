@@ -20,6 +20,16 @@ jest.mock("../../providers/localMlflowServer", () =>
 jest.mock("../../providers/modelExport", () =>
   jest.requireActual("../support/dynamicStandIns").modelExportModule(),
 );
+jest.mock("../../components/cloud/sagemakerVariantGuard", () => {
+  const actual = jest.requireActual("../../components/cloud/sagemakerVariantGuard");
+  const { CustomResource } = jest.requireActual("@pulumi/pulumi");
+  class SageMakerVariantGuard extends CustomResource {
+    constructor(name: string, args: Record<string, unknown>, opts?: object) {
+      super("pulumi-nodejs:dynamic/modelserving:SageMakerVariantGuard", name, args, opts);
+    }
+  }
+  return { ...actual, SageMakerVariantGuard };
+});
 jest.mock("../../providers/azureMlTraffic", () =>
   jest.requireActual("../support/dynamicStandIns").azureMlTrafficModule(),
 );

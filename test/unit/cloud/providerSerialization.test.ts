@@ -33,6 +33,7 @@ beforeAll(() => {
       "node",
       path.join(ROOT, "providers/modelExport.ts"),
       path.join(ROOT, "providers/azureMlTraffic.ts"),
+      path.join(ROOT, "components/cloud/sagemakerVariantGuard.ts"),
     ],
     { stdio: "pipe" },
   );
@@ -55,8 +56,8 @@ test("providers serialize capturing only builtins, axios and @azure/identity, an
       const fs = require("fs");
       (async () => {
         const result = {};
-        for (const [file, name] of [["modelExport", "modelExportProvider"], ["azureMlTraffic", "trafficProvider"]]) {
-          const provider = require(${JSON.stringify(out)} + "/providers/" + file + ".js")[name];
+        for (const [file, name] of [["providers/modelExport", "modelExportProvider"], ["providers/azureMlTraffic", "trafficProvider"], ["components/cloud/sagemakerVariantGuard", "variantGuardProvider"]]) {
+          const provider = require(${JSON.stringify(out)} + "/" + file + ".js")[name];
           const sf = await pulumi.runtime.serializeFunction(() => provider, { allowSecrets: false });
           const target = ${JSON.stringify(out)} + "/" + name + ".serialized.js";
           fs.writeFileSync(target, sf.text);
@@ -77,6 +78,7 @@ test("providers serialize capturing only builtins, axios and @azure/identity, an
     'require("@azure/identity")',
     'require("axios")',
   ]);
+  expect(serialized.variantGuardProvider.requires).toEqual([]);
 
   const mlflow = path.join(out, "mlflow");
   fs.writeFileSync(mlflow, '#!/bin/sh\nmkdir -p "$6" && echo "flavors: {}" > "$6/MLmodel"\n', {
@@ -94,7 +96,9 @@ test("providers serialize capturing only builtins, axios and @azure/identity, an
         await me.delete(created.id, created.outs);
         const traffic = require(${JSON.stringify(serialized.trafficProvider.target)}).${serialized.trafficProvider.exportName}();
         const tdiff = await traffic.diff("id", { traffic: { blue: 100 }, endpointSpecHash: "a" }, { traffic: { blue: 50, green: 50 }, endpointSpecHash: "a" });
-        console.log(JSON.stringify({ id: created.id, files, diff, gone: !require("fs").existsSync(created.outs.contextDir), tdiff }));
+        const guard = require(${JSON.stringify(serialized.variantGuardProvider.target)}).${serialized.variantGuardProvider.exportName}();
+        const gcheck = await guard.check({ endpointName: "e", instanceType: "a", autoscaled: true }, { endpointName: "e", instanceType: "b", autoscaled: true });
+        console.log(JSON.stringify({ id: created.id, files, diff, gone: !require("fs").existsSync(created.outs.contextDir), tdiff, refused: gcheck.failures.map((f) => f.property) }));
       })().catch((e) => { console.error(e); process.exit(1); });
     `),
   );
@@ -104,5 +108,6 @@ test("providers serialize capturing only builtins, axios and @azure/identity, an
     diff: { changes: true, replaces: ["modelVersion"], deleteBeforeReplace: false },
     gone: true,
     tdiff: { changes: true, replaces: [], deleteBeforeReplace: false },
+    refused: ["instanceType"],
   });
 }, 60_000);
