@@ -225,6 +225,24 @@ describe("index.ts with cloud targets under mocks", () => {
     expect(Object.keys(component.state.toJavaScript())).toEqual(["endpoints"]);
   });
 
+  it("CloudServing honours a configured repositoryName and sends a given sampleInput", async () => {
+    const { CloudServing } = await import("../../components/cloudServing");
+    const cs = new CloudServing("direct", {
+      modelName: "direct",
+      version: "2",
+      trackingUri: "http://127.0.0.1:5000",
+      mlflowBin: "/bin/mlflow",
+      targets: { sagemaker: { region: "eu-west-1", repositoryName: "team/direct-scorer" } },
+      sampleInput: { inputs: [[1.5, 2.5]] },
+    });
+    const e = await value(cs.endpoints);
+    const repos = registrations.filter(
+      (r) => r.type === "aws:ecr/repository:Repository" && r.name === "direct-sagemaker-image-repo",
+    );
+    expect(repos.map((r) => r.inputs.name)).toEqual(["team/direct-scorer"]);
+    expect(e.sagemaker.awsCli).toContain(`--body '{"inputs":[[1.5,2.5]]}'`);
+  });
+
   it("CloudServing checks its targets with the config's schema and format", async () => {
     const { CloudServing } = await import("../../components/cloudServing");
     expect(
