@@ -201,6 +201,23 @@ describe("StandaloneScorer on a Docker host (mocks)", () => {
   });
 });
 
+describe("the example stack Pulumi.docker.yaml", () => {
+  test("its targets.docker is valid StandaloneScorer settings, reached over ssh", async () => {
+    const yaml = require("js-yaml");
+    const fs = require("fs");
+    const path = require("path");
+    const stack = yaml.load(
+      fs.readFileSync(path.resolve(__dirname, "../../Pulumi.docker.yaml"), "utf8"),
+    );
+    const model = stack.config["model-serving:models"][0];
+    const scorer = new StandaloneScorer("iris-example", {
+      ...base,
+      docker: parseStandaloneDocker(model.targets.docker, "Pulumi.docker.yaml targets.docker"),
+    });
+    expect(await value(scorer.url)).toBe("http://scorer-1.internal.example.com:8089/invocations");
+  });
+});
+
 describe("standalone snippets and URL host (pure)", () => {
   test.each([
     [{ port: 1 }, "127.0.0.1"],
