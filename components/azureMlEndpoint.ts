@@ -10,6 +10,7 @@ import * as storage from "@pulumi/azure-native/storage";
 import * as pulumi from "@pulumi/pulumi";
 import { AzureMlTraffic } from "../providers/azureMlTraffic";
 import type { CloudEndpointEntry } from "./endpoint";
+import { UniqueSuffix } from "./cloud/uniqueSuffix";
 import { EMPTY_SAMPLE } from "./sampleInput";
 import { azureMlSnippets, type AzureMlSnippetAuth } from "./snippets/azureml";
 
@@ -208,15 +209,16 @@ export function workspaceResourceNames(p: {
   return { storageAccount: `${base}st${suffix}`, keyVault: `${base}-kv-${suffix}` };
 }
 
-/** The image digest as a short label (for descriptions; versions are auto-named, see below). */
-export function environmentVersionFor(imageUri: string): string {
+/** Environment version of an image: its digest, plus the suffix that makes each creation unique. */
+export function environmentVersionFor(imageUri: string, suffix?: string): string {
   const digest = /@sha256:([0-9a-f]{64})$/.exec(imageUri);
   if (!digest) {
     throw new Error(
       `AzureMlEndpoint: imageUri must be pinned by digest (repo@sha256:...), got ${JSON.stringify(imageUri)}`,
     );
   }
-  return `sha256-${digest[1].slice(0, 16)}`;
+  const version = `sha256-${digest[1].slice(0, 16)}`;
+  return suffix === undefined ? version : `${version}-${suffix}`;
 }
 
 /**
@@ -419,24 +421,34 @@ export class AzureMlEndpoint extends pulumi.ComponentResource {
     };
     const rs = args.requestSettings ?? {};
     const deployments = args.deployments.map((d) => {
+      const envProperties = {
+        image: d.imageUri,
+        osType: "Linux",
+        inferenceConfig: SCORER_ROUTES,
+        description: pulumi.interpolate`scorer image for model version ${d.modelVersion}`,
+      };
+      // Versions cannot be deleted (only archived) and are immutable, so each set of properties gets
+      // a version of its own that no earlier creation used: the image's digest plus a suffix drawn
+      // when the properties change. A version derived from the digest alone would already exist
+      // after a rollback to an earlier image or a destroy-then-up, and its creation would fail.
+      const suffix = new UniqueSuffix(
+        `${name}-${d.name}-env-suffix`,
+        { keepers: pulumi.output(envProperties).apply((p) => JSON.stringify(p)) },
+        { parent: this },
+      );
       const env = new ml.EnvironmentVersion(
         `${name}-${d.name}-env`,
         {
           resourceGroupName: rg,
           workspaceName,
           name: `${endpointName}-${d.name}`,
-          // No version: the provider auto-names it afresh at each creation. Versions cannot be
-          // deleted (only archived), so a version derived from the digest would already exist
-          // after a rollback to an earlier image or a destroy-then-up, and its creation would fail.
-          properties: {
-            image: d.imageUri,
-            osType: "Linux",
-            inferenceConfig: SCORER_ROUTES,
-            description: pulumi.interpolate`scorer image ${pulumi.output(d.imageUri).apply(environmentVersionFor)} for model version ${d.modelVersion}`,
-          },
+          version: pulumi
+            .all([d.imageUri, suffix.suffix])
+            .apply(([uri, s]) => environmentVersionFor(uri, s)),
+          properties: envProperties,
         },
-        // Versions are immutable: a new image is a new version (replace), the old one is kept.
-        { parent: this, retainOnDelete: true, replaceOnChanges: ["properties"] },
+        // A new version replaces the old one, which is kept in the workspace.
+        { parent: this, retainOnDelete: true },
       );
       const instanceCount = d.instanceCount ?? args.instanceCount ?? 1;
       const deployment = new ml.OnlineDeployment(

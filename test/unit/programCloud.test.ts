@@ -30,6 +30,21 @@ jest.mock("../../components/cloud/sagemakerVariantGuard", () => {
   }
   return { ...actual, SageMakerVariantGuard };
 });
+jest.mock("../../components/cloud/uniqueSuffix", () => {
+  const actual = jest.requireActual("../../components/cloud/uniqueSuffix");
+  const { CustomResource } = jest.requireActual("@pulumi/pulumi");
+  class UniqueSuffix extends CustomResource {
+    constructor(name: string, args: Record<string, unknown>, opts?: object) {
+      super(
+        "pulumi-nodejs:dynamic/modelserving:UniqueSuffix",
+        name,
+        { ...args, suffix: undefined },
+        opts,
+      );
+    }
+  }
+  return { ...actual, UniqueSuffix };
+});
 jest.mock("../../providers/azureMlTraffic", () =>
   jest.requireActual("../support/dynamicStandIns").azureMlTrafficModule(),
 );

@@ -34,6 +34,7 @@ beforeAll(() => {
       path.join(ROOT, "providers/modelExport.ts"),
       path.join(ROOT, "providers/azureMlTraffic.ts"),
       path.join(ROOT, "components/cloud/sagemakerVariantGuard.ts"),
+      path.join(ROOT, "components/cloud/uniqueSuffix.ts"),
     ],
     { stdio: "pipe" },
   );
@@ -56,7 +57,7 @@ test("providers serialize capturing only builtins, axios and @azure/identity, an
       const fs = require("fs");
       (async () => {
         const result = {};
-        for (const [file, name] of [["providers/modelExport", "modelExportProvider"], ["providers/azureMlTraffic", "trafficProvider"], ["components/cloud/sagemakerVariantGuard", "variantGuardProvider"]]) {
+        for (const [file, name] of [["providers/modelExport", "modelExportProvider"], ["providers/azureMlTraffic", "trafficProvider"], ["components/cloud/sagemakerVariantGuard", "variantGuardProvider"], ["components/cloud/uniqueSuffix", "uniqueSuffixProvider"]]) {
           const provider = require(${JSON.stringify(out)} + "/" + file + ".js")[name];
           const sf = await pulumi.runtime.serializeFunction(() => provider, { allowSecrets: false });
           const target = ${JSON.stringify(out)} + "/" + name + ".serialized.js";
@@ -79,6 +80,7 @@ test("providers serialize capturing only builtins, axios and @azure/identity, an
     'require("axios")',
   ]);
   expect(serialized.variantGuardProvider.requires).toEqual([]);
+  expect(serialized.uniqueSuffixProvider.requires).toEqual(['require("crypto")']);
 
   const mlflow = path.join(out, "mlflow");
   fs.writeFileSync(mlflow, '#!/bin/sh\nmkdir -p "$6" && echo "flavors: {}" > "$6/MLmodel"\n', {
@@ -97,8 +99,10 @@ test("providers serialize capturing only builtins, axios and @azure/identity, an
         const traffic = require(${JSON.stringify(serialized.trafficProvider.target)}).${serialized.trafficProvider.exportName}();
         const tdiff = await traffic.diff("id", { traffic: { blue: 100 }, endpointSpecHash: "a" }, { traffic: { blue: 50, green: 50 }, endpointSpecHash: "a" });
         const guard = require(${JSON.stringify(serialized.variantGuardProvider.target)}).${serialized.variantGuardProvider.exportName}();
+        const unique = require(${JSON.stringify(serialized.uniqueSuffixProvider.target)}).${serialized.uniqueSuffixProvider.exportName}();
+        const drawn = (await unique.create({ keepers: "k" })).outs.suffix;
         const gcheck = await guard.check({ endpointName: "e", instanceType: "a", autoscaled: true }, { endpointName: "e", instanceType: "b", autoscaled: true });
-        console.log(JSON.stringify({ id: created.id, files, diff, gone: !require("fs").existsSync(created.outs.contextDir), tdiff, refused: gcheck.failures.map((f) => f.property) }));
+        console.log(JSON.stringify({ id: created.id, files, diff, gone: !require("fs").existsSync(created.outs.contextDir), tdiff, refused: gcheck.failures.map((f) => f.property), suffix: /^[0-9a-f]{8}$/.test(drawn) }));
       })().catch((e) => { console.error(e); process.exit(1); });
     `),
   );
@@ -109,5 +113,6 @@ test("providers serialize capturing only builtins, axios and @azure/identity, an
     gone: true,
     tdiff: { changes: true, replaces: [], deleteBeforeReplace: false },
     refused: ["instanceType"],
+    suffix: true,
   });
 }, 60_000);
