@@ -236,6 +236,10 @@ export function endpointSpecHash(spec: {
   return crypto.createHash("sha256").update(stableJson(spec)).digest("hex").slice(0, 16);
 }
 
+function nonEmpty(env: Record<string, string>): Record<string, string> | undefined {
+  return Object.keys(env).length > 0 ? env : undefined;
+}
+
 /** JSON with object keys sorted at every level, so equal specs hash equally. */
 function stableJson(v: unknown): string {
   if (Array.isArray(v)) {
@@ -465,7 +469,8 @@ export class AzureMlEndpoint extends pulumi.ComponentResource {
             environmentId: env.id,
             instanceType: d.instanceType ?? args.instanceType ?? "Standard_DS3_v2",
             appInsightsEnabled: true,
-            environmentVariables: { ...args.environment, ...d.environment },
+            // Unset when empty, so deployments without variables see no change.
+            environmentVariables: nonEmpty({ ...args.environment, ...d.environment }),
             scaleSettings: { scaleType: "Default" },
             livenessProbe: probe,
             readinessProbe: probe,

@@ -230,6 +230,8 @@ describe("AzureMlEndpoint graph", () => {
       },
     });
     expect(named("iris-az-green").sku).toEqual({ name: "Default", capacity: 2 });
+    // No variables configured: the property stays unset (no diff for existing deployments).
+    expect(blue.properties.environmentVariables).toBeUndefined();
 
     const autoscale = named("iris-az-green-autoscale");
     expect(autoscale.targetResourceUri).toBe(
