@@ -284,6 +284,8 @@ export const azureMlTargetSchema = z
       .string()
       .regex(/^[a-zA-Z0-9][a-zA-Z0-9_-]{2,32}$/, "must be 3-33 letters, digits, _ or -"),
     createWorkspace: z.boolean().optional(),
+    /** Raise for new key vault and storage names of a created workspace (destroy-then-up, no purge). */
+    workspaceGeneration: wholeNumber(0).optional(),
     endpointName: z.string().regex(AZUREML_NAME, AZUREML_NAME_RULE).optional(),
     repositoryName: repositoryNameSchema.optional(),
     registry: z

@@ -169,6 +169,7 @@ test("new target keys map onto the component args", () => {
         identity: "userAssigned",
         authMode: "aad_token",
         environment: { A: "b" },
+        workspaceGeneration: 2,
       },
     },
     "t",
@@ -195,7 +196,12 @@ test("new target keys map onto the component args", () => {
       modelVersion: "3",
       imageFor: (v) => v,
     }),
-  ).toMatchObject({ identity: "userAssigned", authMode: "aad_token", environment: { A: "b" } });
+  ).toMatchObject({
+    identity: "userAssigned",
+    authMode: "aad_token",
+    environment: { A: "b" },
+    workspaceGeneration: 2,
+  });
 });
 
 test("the example stacks' targets are valid", () => {
