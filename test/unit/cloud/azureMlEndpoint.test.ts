@@ -93,6 +93,24 @@ pulumi.runtime.setMocks(
   false,
 );
 
+/** Resource options as the engine receives them (the mocks' records carry only inputs). */
+const registeredOptions = new Map<
+  string,
+  { replaceOnChanges: string[]; retainOnDelete: boolean; dependencies: string[] }
+>();
+{
+  const monitor = pulumi.runtime.getMonitor() as any;
+  const register = monitor.registerResource.bind(monitor);
+  monitor.registerResource = (req: any, callback: unknown) => {
+    registeredOptions.set(req.getName(), {
+      replaceOnChanges: req.getReplaceonchangesList(),
+      retainOnDelete: req.getRetainondelete(),
+      dependencies: req.getDependenciesList(),
+    });
+    return register(req, callback);
+  };
+}
+
 import type * as az from "../../../components/azureMlEndpoint";
 let mod: typeof az;
 beforeAll(async () => {
@@ -177,6 +195,8 @@ describe("AzureMlEndpoint graph", () => {
     const blueSuffix = `s-${"iris-az-blue-env-suffix".length}`;
     expect(blueEnv.version).toBe(`sha256-${"a".repeat(16)}-${blueSuffix}`);
     // The suffix is redrawn whenever any of the version's declared properties change.
+    // Kept in the workspace when replaced: versions can only be archived.
+    expect(registeredOptions.get("iris-az-blue-env")!.retainOnDelete).toBe(true);
     expect(JSON.parse(named("iris-az-blue-env-suffix").keepers)).toEqual({
       image: image("a"),
       osType: "Linux",
@@ -457,6 +477,11 @@ describe("AzureMlEndpoint graph", () => {
     // The grant is registered first and the endpoint waits for it (dependsOn).
     expect(uaiAt).toBeLessThan(grantAt);
     expect(grantAt).toBeLessThan(endpointAt);
+    expect(
+      registeredOptions
+        .get("iris-uai-endpoint")!
+        .dependencies.some((u) => u.endsWith("::iris-uai-acrpull")),
+    ).toBe(true);
     expect(named("iris-uai-acrpull")).toMatchObject({
       principalId: "principal-of-iris-uai-identity",
       scope: ACR_ID,

@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- the mock monitor's requests are untyped */
 import * as pulumi from "@pulumi/pulumi";
 import { mockRecorder, value } from "../../support/mockRecorder";
 
@@ -47,6 +48,24 @@ pulumi.runtime.setMocks(
   "test",
   false,
 );
+
+/** Resource options as the engine receives them (the mocks' records carry only inputs). */
+const registeredOptions = new Map<
+  string,
+  { replaceOnChanges: string[]; retainOnDelete: boolean; dependencies: string[] }
+>();
+{
+  const monitor = pulumi.runtime.getMonitor() as any;
+  const register = monitor.registerResource.bind(monitor);
+  monitor.registerResource = (req: any, callback: unknown) => {
+    registeredOptions.set(req.getName(), {
+      replaceOnChanges: req.getReplaceonchangesList(),
+      retainOnDelete: req.getRetainondelete(),
+      dependencies: req.getDependenciesList(),
+    });
+    return register(req, callback);
+  };
+}
 
 import type * as sm from "../../../components/sagemakerEndpoint";
 let mod: typeof sm;

@@ -95,6 +95,24 @@ pulumi.runtime.setMocks(
   false,
 );
 
+/** Resource options as the engine receives them (the mocks' records carry only inputs). */
+const registeredOptions = new Map<
+  string,
+  { replaceOnChanges: string[]; retainOnDelete: boolean; dependencies: string[] }
+>();
+{
+  const monitor = pulumi.runtime.getMonitor() as any;
+  const register = monitor.registerResource.bind(monitor);
+  monitor.registerResource = (req: any, callback: unknown) => {
+    registeredOptions.set(req.getName(), {
+      replaceOnChanges: req.getReplaceonchangesList(),
+      retainOnDelete: req.getRetainondelete(),
+      dependencies: req.getDependenciesList(),
+    });
+    return register(req, callback);
+  };
+}
+
 import type * as si from "../../../components/scorerImage";
 let mod: typeof si;
 beforeAll(async () => {
@@ -194,6 +212,9 @@ describe("ScorerImage graph", () => {
       one(n, "pulumi-nodejs:dynamic/modelserving:ModelExport").inputs.contextRoot;
     expect(root("ctx-a")).toBe(path.join(mod.defaultContextRoot(), "ctx-a"));
     expect(root("ctx-b")).toBe(path.join(mod.defaultContextRoot(), "ctx-b"));
+    // A scorer change replaces the export: the new context is made, then the old one's delete
+    // removes its folder (an update would leave it behind).
+    expect(registeredOptions.get("ctx-a-export")!.replaceOnChanges).toEqual(["scorerHash"]);
   });
 
   test("the lifecycle policy keeps the live image out of every expiring rule", () => {
