@@ -188,6 +188,9 @@ describe("ScorerImage graph", () => {
       context: `/cache/build-contexts/${HASH}`,
       dockerfile: `/cache/build-contexts/${HASH}/Dockerfile`,
       platform: "linux/amd64",
+      // SageMaker's stage of scorer/Dockerfile (root), built with BuildKit (it mounts a secret).
+      target: "sagemaker",
+      builderVersion: "BuilderBuildKit",
     });
     // The registry block reaches the engine as a secret (the password is pulumi.secret).
     expect(image.registry).toEqual({
@@ -318,6 +321,8 @@ describe("ScorerImage graph", () => {
       calls.find((c) => c.token === "azure-native:containerregistry:getRegistry")!.inputs,
     ).toEqual({ registryName: "existingacr", resourceGroupName: "rg" });
     const image = one("iris-az", "docker:index/image:Image").inputs;
+    // Azure ML runs the non-root stage.
+    expect(image.build.target).toBe("standalone");
     expect(image.registry).toEqual({
       [pulumi.runtime.specialSigKey]: pulumi.runtime.specialSecretSig,
       value: {
@@ -365,6 +370,10 @@ describe("ScorerImage graph", () => {
     [
       { registry: "acr", acr: { name: "my-reg", resourceGroupName: "rg" } },
       'ScorerImage: acr.name must be 5-50 letters or digits, got "my-reg"',
+    ],
+    [
+      { registry: "ecr", target: "lambda" },
+      'ScorerImage: target must be "sagemaker" or "standalone", got "lambda"',
     ],
     [
       { registry: "acr", acr: { name: "myregistry", resourceGroupName: "rg", login: "token" } },
