@@ -56,7 +56,12 @@ export function scorerUrlHost(cfg: StandaloneDockerConfig): string {
 }
 
 /** The container's environment as Docker's KEY=VALUE list: the SCORER_* settings, then `env`. */
-export function scorerEnvs(cfg: StandaloneDockerConfig): string[] {
+export function scorerEnvs(
+  cfg: Pick<
+    StandaloneDockerConfig,
+    "workers" | "keepAliveSeconds" | "maxBodyBytes" | "timeoutSeconds" | "env"
+  >,
+): string[] {
   const settings: [string, number | undefined][] = [
     ["SCORER_WORKERS", cfg.workers],
     ["SCORER_KEEP_ALIVE_SECONDS", cfg.keepAliveSeconds],

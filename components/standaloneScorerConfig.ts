@@ -130,3 +130,111 @@ export function parseStandaloneDocker(raw: unknown, where: string): StandaloneDo
   }
   return result.data;
 }
+
+/** Kubernetes object names: DNS-1123 labels. */
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const DNS_LABEL_RULE =
+  "must be a DNS label: at most 63 lowercase letters, digits or '-', starting and ending with a letter or digit";
+/** Kubernetes resource quantities (CPU "500m", "1.5"; memory "512Mi", "2G"). */
+const QUANTITY = /^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$/;
+const quantity = z
+  .string()
+  .regex(QUANTITY, 'must be a Kubernetes quantity such as "500m" or "1Gi"');
+const resources = z.object({ cpu: quantity.optional(), memory: quantity.optional() }).strict();
+
+/**
+ * Settings of a standalone scorer on Kubernetes (`targets.kubernetes` of a model entry, proposed): a
+ * Deployment of the scorer image (which must be in a registry the cluster pulls from), its Service,
+ * HorizontalPodAutoscaler, PodDisruptionBudget and an optional Ingress.
+ */
+export const standaloneKubernetesSchema = z
+  .object({
+    /** Namespace of every object; default "default". */
+    namespace: z.string().regex(DNS_LABEL, DNS_LABEL_RULE).optional(),
+    /** Create the namespace (true) or use an existing one (false, the default). */
+    createNamespace: z.boolean().optional(),
+    /** Name of the Deployment, Service, HPA, PDB and Ingress; default the component name. */
+    appName: z.string().regex(DNS_LABEL, DNS_LABEL_RULE).optional(),
+    /** Replicas when there is no autoscaling; default 2. */
+    replicas: wholeNumber(1, 1000).optional(),
+    /** CPU/memory requests of the scorer container; default cpu 500m, memory 1Gi. */
+    requests: resources.optional(),
+    /** CPU/memory limits of the scorer container; default memory 2Gi (no CPU limit). */
+    limits: resources.optional(),
+    /** HorizontalPodAutoscaler (autoscaling/v2) on CPU utilization of the requests. */
+    autoscaling: z
+      .object({
+        min: wholeNumber(1, 1000),
+        max: wholeNumber(1, 1000),
+        targetCpuPercent: wholeNumber(1, 100).optional(),
+      })
+      .strict()
+      .optional(),
+    /** Name of an existing docker-registry Secret in the namespace, for pulling the image. */
+    imagePullSecret: z.string().regex(DNS_LABEL, DNS_LABEL_RULE).optional(),
+    /** An Ingress in front of the Service. */
+    ingress: z
+      .object({
+        host: z
+          .string()
+          .regex(/^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z]{2,}$/, "must be a DNS host name"),
+        className: z.string().min(1).optional(),
+        /** TLS Secret for the host; the external URL is https:// when set. */
+        tlsSecretName: z.string().regex(DNS_LABEL, DNS_LABEL_RULE).optional(),
+      })
+      .strict()
+      .optional(),
+    /** Scorer workers per pod (SCORER_WORKERS); default the pod's CPU count. */
+    workers: wholeNumber(1, 256).optional(),
+    /** SCORER_KEEP_ALIVE_SECONDS; default 300. */
+    keepAliveSeconds: wholeNumber(1, 3600).optional(),
+    /** SCORER_MAX_BODY_BYTES; default 6 MiB. */
+    maxBodyBytes: wholeNumber(1).optional(),
+    /** SCORER_TIMEOUT_SECONDS; default 55. */
+    timeoutSeconds: wholeNumber(1, 3600).optional(),
+    /** More environment variables of the container (not the reserved ones). */
+    env: z
+      .record(z.string().regex(ENV_NAME, "must be an environment variable name"), z.string())
+      .optional(),
+  })
+  .strict()
+  .superRefine((t, ctx) => {
+    for (const key of Object.keys(t.env ?? {})) {
+      if (RESERVED_SCORER_ENV.includes(key)) {
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          path: ["env", key],
+          message: `is set by the scorer itself; use ${dedicatedField(key)}`,
+          params: { got: false },
+        });
+      }
+    }
+    if (t.autoscaling && t.autoscaling.max < t.autoscaling.min) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ["autoscaling", "max"],
+        message: `must be at least autoscaling.min (${t.autoscaling.min})`,
+      });
+    }
+    if (t.autoscaling && t.replicas !== undefined) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ["replicas"],
+        message:
+          "set either replicas or autoscaling, not both (the autoscaler owns the replica count)",
+      });
+    }
+  });
+
+export type StandaloneKubernetesConfig = z.infer<typeof standaloneKubernetesSchema>;
+
+/** Parses the settings; every problem is one line `<where>.<key>: <why> (got <value>)`. */
+export function parseStandaloneKubernetes(raw: unknown, where: string): StandaloneKubernetesConfig {
+  const result = standaloneKubernetesSchema.safeParse(raw, { errorMap });
+  if (!result.success) {
+    throw new Error(
+      formatIssues(result.error, raw, standaloneKubernetesSchema, `${where}.`).join("\n"),
+    );
+  }
+  return result.data;
+}
