@@ -194,3 +194,22 @@ describe("StandaloneScorerKubernetes (mocks)", () => {
     expect(registrations).toEqual([]);
   });
 });
+
+describe("the example stack Pulumi.kubernetes.yaml", () => {
+  test("its targets.kubernetes is valid settings: HPA and Ingress, https external URL", async () => {
+    const yaml = require("js-yaml");
+    const fs = require("fs");
+    const path = require("path");
+    const stack = yaml.load(
+      fs.readFileSync(path.resolve(__dirname, "../../Pulumi.kubernetes.yaml"), "utf8"),
+    );
+    const scorer = new StandaloneScorerKubernetes("iris", {
+      ...base,
+      kubernetes: stack.config["model-serving:models"][0].targets.kubernetes,
+    });
+    expect(await value(scorer.externalUrl)).toBe("https://iris.ml.example.com/invocations");
+    expect(await value(scorer.inClusterUrl)).toBe(
+      "http://iris.scoring.svc.cluster.local/invocations",
+    );
+  });
+});
