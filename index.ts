@@ -70,6 +70,8 @@ cfg.models.forEach((m, i) => {
       auth: mlflow.auth,
       mlflowBin: cfg.mlflowBin,
       targets: m.targets,
+      sampleInput: m.sampleInput,
+      source: m.kind === "register" ? m.source : undefined,
     });
     for (const target of Object.keys(m.targets)) {
       entries[`${m.name}/${target}`] = cloud.endpoints.apply((e) => e[target]);
