@@ -247,6 +247,27 @@ maybe("scorer serve.py prepare (build time, before anything is installed)", () =
     execFileSync(python, ["-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"]),
   ).trim();
 
+  test("the image's own pins yield to the model's: a package the model names is left to its pin", () => {
+    const dir = modelDir(here, "mlflow==3.17.2\nPandas==2.2.3\nscikit-learn==1.5.2\n");
+    const stack = path.join(dir, "stack.txt");
+    fs.writeFileSync(stack, "# ours\nmlflow-skinny==3.17.2\nnumpy==2.4.6\npandas==3.1.1\n");
+    try {
+      const execResult = execFileSync(python, [
+        serve,
+        "prepare",
+        dir,
+        path.join(dir, "out"),
+        stack,
+      ]);
+      expect(String(execResult)).toContain("ok");
+      expect(fs.readFileSync(path.join(dir, "out/stack-requirements.txt"), "utf8")).toBe(
+        "# ours\nmlflow-skinny==3.17.2\nnumpy==2.4.6\n",
+      );
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test("the model's mlflow / mlflow-skinny pins are dropped, every other line kept as written", () => {
     const dir = modelDir(
       `${here.split(".").slice(0, 2).join(".")}.99`,
