@@ -6,7 +6,7 @@ import { SCORER_CONTAINER_PORT, scorerEnvs } from "./standaloneScorer";
 import {
   parseStandaloneKubernetes,
   type StandaloneKubernetesConfig,
-} from "./standaloneScorerConfig";
+} from "../config/standaloneTargets";
 
 /** The scorer image's non-root uid (scorer/Dockerfile, target standalone). */
 export const SCORER_UID = 10001;
@@ -18,7 +18,7 @@ export interface StandaloneScorerKubernetesArgs {
   readonly modelUri: pulumi.Input<string>;
   /** The model version (for the endpoint entry). */
   readonly modelVersion: pulumi.Input<string>;
-  /** The Kubernetes settings (components/standaloneScorerConfig.ts), validated here. */
+  /** The Kubernetes settings (config/standaloneTargets.ts), validated here. */
   readonly kubernetes: StandaloneKubernetesConfig;
   /** Request body of the generated snippets. */
   readonly sampleBody: unknown;

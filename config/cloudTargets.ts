@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { standaloneDockerSchema } from "./standaloneTargets";
 import { errorMap, formatIssues, wholeNumber } from "./issues";
 
 /**
@@ -377,6 +378,8 @@ export const cloudTargetsSchema = z
   .object({
     sagemaker: sageMakerTargetSchema.optional(),
     azureml: azureMlTargetSchema.optional(),
+    /** A scorer container on a Docker host (config/standaloneTargets.ts). */
+    docker: standaloneDockerSchema.optional(),
   })
   .strict();
 

@@ -1,8 +1,8 @@
 import { z } from "zod";
-import { errorMap, formatIssues, wholeNumber } from "../config/issues";
+import { errorMap, formatIssues, wholeNumber } from "./issues";
 
 /**
- * Settings of a standalone scorer on a Docker host (`targets.docker` of a model entry, proposed): the
+ * Settings of a standalone scorer on a Docker host (`targets.docker` of a model entry): the
  * one schema that the StandaloneScorer component validates its args with and that stack config can
  * validate the same key with. Strict: an unknown key is an error naming the keys accepted.
  */
