@@ -22,6 +22,36 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const CONTAINER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const IPV4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
 
+/** The scorer's own settings (scorer/serve.py's SCORER_* variables), the same for every host kind. */
+const scorerSettings = {
+  /** Scorer workers (SCORER_WORKERS); default the CPU count the container or pod may use. */
+  workers: wholeNumber(1, 256).optional(),
+  /** Keep-alive of idle connections (SCORER_KEEP_ALIVE_SECONDS); default 300. */
+  keepAliveSeconds: wholeNumber(1, 3600).optional(),
+  /** Request body limit in bytes (SCORER_MAX_BODY_BYTES); default 6 MiB. */
+  maxBodyBytes: wholeNumber(1).optional(),
+  /** Scoring timeout (SCORER_TIMEOUT_SECONDS); default 55. */
+  timeoutSeconds: wholeNumber(1, 3600).optional(),
+  /** More environment variables of the container (not the reserved ones above). */
+  env: z
+    .record(z.string().regex(ENV_NAME, "must be an environment variable name"), z.string())
+    .optional(),
+};
+
+/** `env` may not set what the scorer sets itself: an issue per reserved name, naming the field to use. */
+function reservedEnvIssues(env: Record<string, string> | undefined, ctx: z.RefinementCtx): void {
+  for (const key of Object.keys(env ?? {})) {
+    if (RESERVED_SCORER_ENV.includes(key)) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ["env", key],
+        message: `is set by the scorer itself; use ${dedicatedField(key)}`,
+        params: { got: false },
+      });
+    }
+  }
+}
+
 export const standaloneDockerSchema = z
   .object({
     /** Docker daemon: unix:///path, tcp://host:port or ssh://user@host[:port]; default DOCKER_HOST. */
@@ -62,31 +92,11 @@ export const standaloneDockerSchema = z
       .string()
       .regex(/^[a-z0-9]+\/[a-z0-9]+(\/[a-z0-9]+)?$/, "must look like linux/amd64")
       .optional(),
-    /** Scorer workers (SCORER_WORKERS); default the container's CPU count. */
-    workers: wholeNumber(1, 256).optional(),
-    /** Keep-alive of idle connections (SCORER_KEEP_ALIVE_SECONDS); default 300. */
-    keepAliveSeconds: wholeNumber(1, 3600).optional(),
-    /** Request body limit in bytes (SCORER_MAX_BODY_BYTES); default 6 MiB. */
-    maxBodyBytes: wholeNumber(1).optional(),
-    /** Scoring timeout (SCORER_TIMEOUT_SECONDS); default 55. */
-    timeoutSeconds: wholeNumber(1, 3600).optional(),
-    /** More environment variables of the container (not the reserved ones above). */
-    env: z
-      .record(z.string().regex(ENV_NAME, "must be an environment variable name"), z.string())
-      .optional(),
+    ...scorerSettings,
   })
   .strict()
   .superRefine((t, ctx) => {
-    for (const key of Object.keys(t.env ?? {})) {
-      if (RESERVED_SCORER_ENV.includes(key)) {
-        ctx.addIssue({
-          code: z.ZodIssueCode.custom,
-          path: ["env", key],
-          message: `is set by the scorer itself; use ${dedicatedField(key)}`,
-          params: { got: false },
-        });
-      }
-    }
+    reservedEnvIssues(t.env, ctx);
     if (t.sshOpts && !t.host?.startsWith("ssh://")) {
       ctx.addIssue({
         code: z.ZodIssueCode.custom,
@@ -184,31 +194,11 @@ export const standaloneKubernetesSchema = z
       })
       .strict()
       .optional(),
-    /** Scorer workers per pod (SCORER_WORKERS); default the pod's CPU count. */
-    workers: wholeNumber(1, 256).optional(),
-    /** SCORER_KEEP_ALIVE_SECONDS; default 300. */
-    keepAliveSeconds: wholeNumber(1, 3600).optional(),
-    /** SCORER_MAX_BODY_BYTES; default 6 MiB. */
-    maxBodyBytes: wholeNumber(1).optional(),
-    /** SCORER_TIMEOUT_SECONDS; default 55. */
-    timeoutSeconds: wholeNumber(1, 3600).optional(),
-    /** More environment variables of the container (not the reserved ones). */
-    env: z
-      .record(z.string().regex(ENV_NAME, "must be an environment variable name"), z.string())
-      .optional(),
+    ...scorerSettings,
   })
   .strict()
   .superRefine((t, ctx) => {
-    for (const key of Object.keys(t.env ?? {})) {
-      if (RESERVED_SCORER_ENV.includes(key)) {
-        ctx.addIssue({
-          code: z.ZodIssueCode.custom,
-          path: ["env", key],
-          message: `is set by the scorer itself; use ${dedicatedField(key)}`,
-          params: { got: false },
-        });
-      }
-    }
+    reservedEnvIssues(t.env, ctx);
     if (t.autoscaling && t.autoscaling.max < t.autoscaling.min) {
       ctx.addIssue({
         code: z.ZodIssueCode.custom,
