@@ -1,0 +1,195 @@
+"""Backends: one `mlflow models serve --env-manager local` process per model version, on a loopback
+port, in its own process group (so it outlives a killed agent and can be adopted by the next one)."""
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+import aiohttp
+
+from .config import AgentConfig
+
+BACKEND_HOST = "127.0.0.1"
+LOG_TAIL_LINES = 20
+
+
+class BackendFailed(Exception):
+    def __init__(self, message: str, log_tail: List[str]):
+        super().__init__(message)
+        self.log_tail = log_tail
+
+
+@dataclass(eq=False)
+class Backend:
+    model_uri: str
+    port: int
+    pid: int
+    log_path: str
+    process: Optional[asyncio.subprocess.Process] = None
+    """None for a backend adopted from an earlier agent (not our child)."""
+    inflight: int = 0
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def url(self, path: str) -> str:
+        return f"http://{BACKEND_HOST}:{self.port}/{path.lstrip('/')}"
+
+    def begin_request(self) -> None:
+        self.inflight += 1
+        self.idle.clear()
+
+    def end_request(self) -> None:
+        self.inflight -= 1
+        if self.inflight == 0:
+            self.idle.set()
+
+    def running(self) -> bool:
+        if self.process is not None:
+            return self.process.returncode is None
+        return process_serves(self.pid, self.port)
+
+
+def serve_command(config: AgentConfig, model_uri: str, port: int) -> List[str]:
+    return [
+        config.python or sys.executable,
+        "-m",
+        "mlflow",
+        "models",
+        "serve",
+        "--model-uri",
+        model_uri,
+        "--env-manager",
+        "local",
+        "--host",
+        BACKEND_HOST,
+        "--port",
+        str(port),
+        "--workers",
+        str(config.workers()),
+    ]
+
+
+def backend_env(config: AgentConfig) -> Dict[str, str]:
+    env = dict(os.environ)
+    # `mlflow models serve` execs `uvicorn` by name: the interpreter's own bin directory comes first.
+    python_bin = os.path.dirname(config.python or sys.executable)
+    env["PATH"] = os.pathsep.join(p for p in (python_bin, env.get("PATH")) if p)
+    if config.mlflow_tracking_uri:
+        env["MLFLOW_TRACKING_URI"] = config.mlflow_tracking_uri
+    return env
+
+
+def process_serves(pid: int, port: int) -> bool:
+    """The pid is alive and is an `mlflow models serve` on that port (not a recycled pid)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().decode(errors="replace").split("\0")
+    except OSError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                return False
+    except (OSError, IndexError):
+        return False
+    return "serve" in argv and "--port" in argv and str(port) in argv
+
+
+def rotate_log(path: str, keep: int = 3) -> None:
+    """backend.log -> backend.log.1 -> ... (each start gets a fresh file; `keep` old ones stay)."""
+    for index in range(keep - 1, 0, -1):
+        older = f"{path}.{index}"
+        if os.path.exists(older):
+            os.replace(older, f"{path}.{index + 1}")
+    if os.path.exists(path):
+        os.replace(path, f"{path}.1")
+
+
+def log_tail(path: str, lines: int = LOG_TAIL_LINES) -> List[str]:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 64 * 1024))
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return []
+    return [line for line in text.splitlines() if line.strip()][-lines:]
+
+
+async def start_backend(config: AgentConfig, model_uri: str, port: int, log_path: str) -> Backend:
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    rotate_log(log_path)
+    with open(log_path, "ab") as log:
+        process = await asyncio.create_subprocess_exec(
+            *serve_command(config, model_uri, port),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+            env=backend_env(config),
+            start_new_session=True,
+        )
+    return Backend(model_uri=model_uri, port=port, pid=process.pid, log_path=log_path, process=process)
+
+
+def _failed(backend: Backend, message: str) -> BackendFailed:
+    return BackendFailed(f"{backend.model_uri} on backend port {backend.port}: {message}", log_tail(backend.log_path))
+
+
+async def wait_ready(backend: Backend, session: aiohttp.ClientSession, timeout: float) -> None:
+    """Polls /ping until it answers 200; fails early when the process exits."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if not backend.running():
+            code = backend.process.returncode if backend.process else "unknown"
+            raise _failed(backend, f"the model server exited (code {code}) before answering /ping")
+        try:
+            async with session.get(backend.url("/ping"), timeout=aiohttp.ClientTimeout(total=2)) as resp:
+                if resp.status == 200:
+                    return
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            pass
+        if time.monotonic() > deadline:
+            raise _failed(backend, f"/ping did not answer 200 within {timeout:g} s")
+        await asyncio.sleep(0.25)
+
+
+async def verify_scoring(backend: Backend, session: aiohttp.ClientSession, sample: Dict[str, Any]) -> None:
+    try:
+        async with session.post(
+            backend.url("/invocations"),
+            data=json.dumps(sample),
+            headers={"Content-Type": "application/json"},
+            timeout=aiohttp.ClientTimeout(total=60),
+        ) as resp:
+            body = await resp.text()
+    except (aiohttp.ClientError, asyncio.TimeoutError) as err:
+        raise _failed(backend, f"the scoring call with the sample input failed: {err!r}") from None
+    if resp.status != 200:
+        raise _failed(backend, f"the scoring call with the sample input answered {resp.status}: {body[:500]}")
+
+
+async def stop_backend(backend: Backend, grace: float = 10.0) -> None:
+    """SIGTERM to the backend's process group, SIGKILL after `grace` seconds."""
+    try:
+        os.killpg(backend.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if backend.process is not None:
+            try:
+                await asyncio.wait_for(backend.process.wait(), timeout=0.2)
+                break
+            except asyncio.TimeoutError:
+                continue
+        elif not process_serves(backend.pid, backend.port):
+            break
+        await asyncio.sleep(0.2)
+    try:
+        os.killpg(backend.pid, signal.SIGKILL)  # workers left behind by the server, if any
+    except ProcessLookupError:
+        pass
