@@ -4,6 +4,7 @@ port, in its own process group (so it outlives a killed agent and can be adopted
 import asyncio
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -109,15 +110,37 @@ def rotate_log(path: str, keep: int = 3) -> None:
         os.replace(path, f"{path}.1")
 
 
-def log_tail(path: str, lines: int = LOG_TAIL_LINES) -> List[str]:
+# The last line of a Python traceback: `ModuleNotFoundError: ...`, `mlflow.exceptions.MlflowException: ...`.
+EXCEPTION_LINE = re.compile(r"^([A-Za-z_]\w*\.)*[A-Za-z_]\w*(Error|Exception)(: .*)?$")
+# `mlflow models serve` wraps its uvicorn's failure in this one; the cause is the line before it.
+WRAPPER_LINE = re.compile(r"^Exception: Command .* returned non zero return code")
+
+
+def _read_end(path: str, size: int = 64 * 1024) -> List[str]:
     try:
         with open(path, "rb") as f:
             f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 64 * 1024))
+            f.seek(max(0, f.tell() - size))
             text = f.read().decode(errors="replace")
     except OSError:
         return []
-    return [line for line in text.splitlines() if line.strip()][-lines:]
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def failure_cause(lines: List[str]) -> Optional[str]:
+    """The last exception line that is not MLflow's wrapper: the model server's own reason to fail."""
+    causes = [line for line in lines if EXCEPTION_LINE.match(line) and not WRAPPER_LINE.match(line)]
+    return causes[-1] if causes else None
+
+
+def log_tail(path: str, lines: int = LOG_TAIL_LINES) -> List[str]:
+    """The last lines of a backend log, led by the failure's cause when it scrolled out of them."""
+    all_lines = _read_end(path)
+    tail = all_lines[-lines:]
+    cause = failure_cause(all_lines)
+    if cause is not None and cause not in tail:
+        tail = [cause, "..."] + tail
+    return tail
 
 
 async def start_backend(config: AgentConfig, model_uri: str, port: int, log_path: str) -> Backend:
@@ -136,7 +159,9 @@ async def start_backend(config: AgentConfig, model_uri: str, port: int, log_path
 
 
 def _failed(backend: Backend, message: str) -> BackendFailed:
-    return BackendFailed(f"{backend.model_uri} on backend port {backend.port}: {message}", log_tail(backend.log_path))
+    cause = failure_cause(_read_end(backend.log_path))
+    reason = f"{message}: {cause}" if cause else message
+    return BackendFailed(f"{backend.model_uri} on backend port {backend.port}: {reason}", log_tail(backend.log_path))
 
 
 async def wait_ready(backend: Backend, session: aiohttp.ClientSession, timeout: float) -> None:
