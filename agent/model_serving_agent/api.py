@@ -14,6 +14,7 @@ from .config import describe_validation_error
 from .manager import MODEL_NAME, AgentError, Manager
 from .openapi import openapi_schema
 from .proxy import FORWARDED_PATHS, forward, json_error
+from .routing import ChallengerSpec
 
 PUBLIC_PATHS = {"/health", "/openapi.json"}
 MANAGER_KEY = web.AppKey("manager", Manager)
@@ -25,6 +26,7 @@ class DeployRequest(BaseModel):
     model_uri: str = Field(min_length=1, max_length=2048)
     sample_input: Optional[Dict[str, Any]] = None
     front_port: Optional[int] = None
+    challenger: Optional[ChallengerSpec] = None
 
 
 def is_front_path(path: str) -> bool:
@@ -111,7 +113,9 @@ async def deploy(request: web.Request) -> web.Response:
         body = DeployRequest.model_validate(raw)
     except ValidationError as err:
         raise AgentError(400, describe_validation_error(err, "request body")) from None
-    result = await request.app[MANAGER_KEY].deploy(name, body.model_uri, body.sample_input, body.front_port)
+    result = await request.app[MANAGER_KEY].deploy(
+        name, body.model_uri, body.sample_input, body.front_port, body.challenger
+    )
     return web.json_response(result)
 
 
@@ -124,7 +128,7 @@ async def front(request: web.Request) -> web.StreamResponse:
     name = model_name(request)
     if name not in manager.models:
         raise AgentError(404, f"model {name} is not deployed")
-    return await forward(manager.session, lambda: manager.current_backend(name), request, request.match_info["path"])
+    return await forward(manager.session, manager.picker(name), request, request.match_info["path"])
 
 
 async def openapi(request: web.Request) -> web.Response:

@@ -33,6 +33,8 @@ class Backend:
     log_path: str
     process: Optional[asyncio.subprocess.Process] = None
     """None for a backend adopted from an earlier agent (not our child)."""
+    verified_with: str = "ping"
+    """How this backend was accepted: "sample_input" (scored it), "ping" (no sample known), "adopted"."""
     inflight: int = 0
     idle: asyncio.Event = field(default_factory=asyncio.Event)
 

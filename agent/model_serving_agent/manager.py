@@ -28,7 +28,8 @@ from .backends import (
 from .config import AgentConfig
 from .ports import port_is_free
 from .proxy import forward
-from .state import AgentState, BackendRecord, ModelRecord, load_state, save_state
+from .routing import ChallengerSpec, Picker, choose_backend
+from .state import AgentState, BackendRecord, ChallengerRecord, ModelRecord, load_state, save_state
 
 log = logging.getLogger("model_serving_agent")
 
@@ -52,7 +53,10 @@ class ServedModel:
     model_uri: str
     sample_input: Optional[Dict[str, Any]]
     backend: Optional[Backend] = None
-    verified_with: str = "ping"
+    """The champion: every request unless the split or the pin header sends it to the challenger."""
+    challenger: Optional[Backend] = None
+    challenger_weight: float = 0.0
+    challenger_sample: Optional[Dict[str, Any]] = None
     status: str = "starting"
     error: Optional[str] = None
     log_tail: Optional[List[str]] = None
@@ -73,7 +77,12 @@ class Manager:
 
     def describe(self, model: ServedModel) -> Dict[str, Any]:
         host = self.config.host if self.config.host not in ("0.0.0.0", "::") else "127.0.0.1"
-        backend = model.backend
+        def backend_info(backend: Optional[Backend]) -> Optional[Dict[str, Any]]:
+            if backend is None:
+                return None
+            return {"port": backend.port, "pid": backend.pid, "inflight": backend.inflight, "log": backend.log_path}
+
+        challenger = model.challenger
         return {
             "name": model.name,
             "model_uri": model.model_uri,
@@ -81,10 +90,16 @@ class Manager:
             "front_port": model.front_port,
             "front_url": f"http://{host}:{model.front_port}/invocations",
             "path_url": f"http://{host}:{self.config.port}/models/{model.name}/invocations",
-            "verified_with": model.verified_with,
-            "backend": None
-            if backend is None
-            else {"port": backend.port, "pid": backend.pid, "inflight": backend.inflight, "log": backend.log_path},
+            "verified_with": model.backend.verified_with if model.backend else None,
+            "backend": backend_info(model.backend),
+            "challenger": None
+            if challenger is None
+            else {
+                "model_uri": challenger.model_uri,
+                "weight": model.challenger_weight,
+                "verified_with": challenger.verified_with,
+                "backend": backend_info(challenger),
+            },
             "error": model.error,
             "log_tail": model.log_tail,
         }
@@ -97,9 +112,9 @@ class Manager:
             return {"status": "degraded", "failed": failed}
         return {"status": "ok", "models": len(self.models)}
 
-    def current_backend(self, name: str) -> Optional[Backend]:
-        model = self.models.get(name)
-        return model.backend if model else None
+    def picker(self, name: str) -> Picker:
+        """For the proxy: the backend of model `name` for one request (split and pin header)."""
+        return lambda headers: choose_backend(self.models.get(name), headers)
 
     # ---- deploy / undeploy ---------------------------------------------------------------------
 
@@ -107,49 +122,91 @@ class Manager:
         return self._locks.setdefault(name, asyncio.Lock())
 
     async def deploy(
-        self, name: str, model_uri: str, sample_input: Optional[Dict[str, Any]], front_port: Optional[int]
+        self,
+        name: str,
+        model_uri: str,
+        sample_input: Optional[Dict[str, Any]],
+        front_port: Optional[int],
+        challenger: Optional[ChallengerSpec] = None,
     ) -> Dict[str, Any]:
-        """Serves `model_uri` as `name`; returns the model's status and whether anything changed."""
+        """Serves `model_uri` as `name` (and a challenger with a share of the requests); a version that
+        already runs for this model is reused, a new one is started and verified first. Returns the
+        model's status and whether anything changed."""
         if not self.ready:
             raise AgentError(503, "the agent is still bringing back the models it served")
+        if challenger is not None and challenger.model_uri == model_uri:
+            raise AgentError(400, f"challenger model_uri {model_uri} is the champion's model_uri")
         async with self._lock(name):
             existing = self.models.get(name)
             if existing and front_port is not None and front_port != existing.front_port:
                 raise AgentError(
                     409, f"model {name} is served on front port {existing.front_port}, not {front_port}; undeploy it first"
                 )
-            if (
-                existing
-                and existing.model_uri == model_uri
-                and existing.status == "serving"
-                and existing.backend is not None
-                and existing.backend.running()
-                and (sample_input is None or sample_input == existing.sample_input)
-            ):
-                return {"changed": False, **self.describe(existing)}
             port = existing.front_port if existing else self._spare_front_port(front_port)
+            running = [b for b in (existing.backend, existing.challenger) if b and b.running()] if existing else []
+            started: List[Backend] = []
             self._reserved_ports.add(port)  # against a concurrent deploy of another new model
             try:
-                backend, verified_with = await self._start_verified(name, model_uri, sample_input)
+                champion = await self._reuse_or_start(name, model_uri, sample_input, running, started)
+                new_challenger = None
+                if challenger is not None:
+                    others = [b for b in running if b is not champion]
+                    new_challenger = await self._reuse_or_start(
+                        name, challenger.model_uri, challenger.sample_input, others, started
+                    )
                 model = existing or ServedModel(name=name, front_port=port, model_uri=model_uri, sample_input=sample_input)
                 if model.runner is None:  # a new model, or one whose adoption failed
                     try:
                         await self._open_front(model)
                     except OSError as err:
-                        await stop_backend(backend)
                         raise AgentError(409, f"front port {port} for model {name} cannot be bound: {err}") from None
+            except BaseException:
+                await asyncio.gather(*(stop_backend(b) for b in started))
+                raise
             finally:
                 self._reserved_ports.discard(port)
+            weight = challenger.weight if challenger else 0.0
+            changed = (
+                existing is None
+                or existing.status != "serving"
+                or champion is not existing.backend
+                or new_challenger is not existing.challenger
+                or weight != existing.challenger_weight
+            )
+            old = [b for b in running if b is not champion and b is not new_challenger]
+            if existing and existing.backend and existing.backend not in running and existing.backend is not champion:
+                old.append(existing.backend)  # a dead one: stop what may be left of its process group
             self.models[name] = model
-            old = existing.backend if existing else None
-            # The switch: requests from here on go to the new backend.
-            model.backend, model.model_uri, model.sample_input = backend, model_uri, sample_input
-            model.verified_with, model.status, model.error, model.log_tail = verified_with, "serving", None, None
+            # The switch: requests from here on go to the new backends.
+            model.backend, model.model_uri, model.sample_input = champion, model_uri, sample_input
+            model.challenger, model.challenger_weight = new_challenger, weight
+            model.challenger_sample = challenger.sample_input if challenger else None
+            model.status, model.error, model.log_tail = "serving", None, None
             self._persist()
-            log.info("model %s now serves %s (backend port %d)", name, model_uri, backend.port)
-            if old is not None:
-                await self._drain_and_stop(old)
-            return {"changed": True, **self.describe(model)}
+            log.info("model %s serves %s%s", name, model_uri, f" and {challenger.model_uri} at {weight:g}" if challenger else "")
+            await asyncio.gather(*(self._drain_and_stop(b) for b in old))
+            return {"changed": changed, **self.describe(model)}
+
+    async def _reuse_or_start(
+        self,
+        name: str,
+        model_uri: str,
+        sample_input: Optional[Dict[str, Any]],
+        running: List[Backend],
+        started: List[Backend],
+    ) -> Backend:
+        for backend in running:
+            if backend.model_uri == model_uri:
+                if sample_input is not None:  # a new sample checks the running version again
+                    try:
+                        await verify_scoring(backend, self.session, sample_input)
+                    except BackendFailed as err:
+                        raise AgentError(422, f"model {name}: {err}", err.log_tail) from None
+                    backend.verified_with = "sample_input"
+                return backend
+        backend = await self._start_verified(name, model_uri, sample_input)
+        started.append(backend)
+        return backend
 
     async def undeploy(self, name: str) -> Dict[str, Any]:
         if not self.ready:
@@ -161,8 +218,7 @@ class Manager:
             self._persist()
             if model.runner is not None:
                 await model.runner.cleanup()
-            if model.backend is not None:
-                await self._drain_and_stop(model.backend)
+            await asyncio.gather(*(self._drain_and_stop(b) for b in (model.backend, model.challenger) if b))
             log.info("model %s undeployed", name)
             return {"name": name, "undeployed": True}
 
@@ -183,24 +239,11 @@ class Manager:
 
     async def _adopt_one(self, model: ServedModel, record: ModelRecord) -> None:
         try:
-            backend = None
-            if record.backend and process_serves(record.backend.pid, record.backend.port):
-                candidate = Backend(
-                    model_uri=record.model_uri,
-                    port=record.backend.port,
-                    pid=record.backend.pid,
-                    log_path=record.backend.log_path,
-                )
-                try:
-                    await wait_ready(candidate, self.session, ADOPT_PING_TIMEOUT_SECONDS)
-                    backend = candidate
-                    model.verified_with = "adopted"
-                    log.info("model %s: adopted running backend pid %d", model.name, candidate.pid)
-                except BackendFailed:
-                    await stop_backend(candidate)
-            if backend is None:
-                backend, model.verified_with = await self._start_verified(model.name, model.model_uri, model.sample_input)
-            model.backend = backend
+            model.backend = await self._adopt_backend(model.name, record.model_uri, record.sample_input, record.backend)
+            if record.challenger is not None:
+                c = record.challenger
+                model.challenger = await self._adopt_backend(model.name, c.model_uri, c.sample_input, c.backend)
+                model.challenger_weight, model.challenger_sample = c.weight, c.sample_input
             await self._open_front(model)
             model.status = "serving"
         except AgentError as err:
@@ -210,9 +253,24 @@ class Manager:
         if model.status == "failed":
             log.error("model %s could not be brought back: %s", model.name, model.error)
 
+    async def _adopt_backend(
+        self, name: str, model_uri: str, sample_input: Optional[Dict[str, Any]], record: Optional[BackendRecord]
+    ) -> Backend:
+        """The recorded backend when it still runs and answers /ping; else the same version started again."""
+        if record and process_serves(record.pid, record.port):
+            candidate = Backend(model_uri=model_uri, port=record.port, pid=record.pid, log_path=record.log_path)
+            try:
+                await wait_ready(candidate, self.session, ADOPT_PING_TIMEOUT_SECONDS)
+                candidate.verified_with = "adopted"
+                log.info("model %s: adopted running backend pid %d (%s)", name, candidate.pid, model_uri)
+                return candidate
+            except BackendFailed:
+                await stop_backend(candidate)
+        return await self._start_verified(name, model_uri, sample_input)
+
     def _stop_orphans(self) -> None:
         """Backends in our port range that no model owns (an agent killed mid-deploy left them)."""
-        owned = {m.backend.pid for m in self.models.values() if m.backend}
+        owned = {b.pid for m in self.models.values() for b in (m.backend, m.challenger) if b}
         for entry in os.listdir("/proc"):
             if not entry.isdigit() or int(entry) in owned:
                 continue
@@ -229,7 +287,7 @@ class Manager:
 
     async def _start_verified(
         self, name: str, model_uri: str, sample_input: Optional[Dict[str, Any]]
-    ) -> "tuple[Backend, str]":
+    ) -> Backend:
         port = self._spare_backend_port()
         self._reserved_ports.add(port)
         try:
@@ -246,7 +304,8 @@ class Manager:
                 if isinstance(err, BackendFailed):
                     raise AgentError(422, f"model {name}: {err}", err.log_tail) from None
                 raise
-            return backend, "sample_input" if sample is not None else "ping"
+            backend.verified_with = "sample_input" if sample is not None else "ping"
+            return backend
         finally:
             self._reserved_ports.discard(port)
 
@@ -278,7 +337,7 @@ class Manager:
         name = model.name
 
         async def handle(request: web.Request) -> web.StreamResponse:
-            return await forward(self.session, lambda: self.current_backend(name), request, request.match_info["path"])
+            return await forward(self.session, self.picker(name), request, request.match_info["path"])
 
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{path:.*}", handle)
@@ -308,13 +367,14 @@ class Manager:
             if model.runner is not None:
                 await model.runner.cleanup()
         if self.config.stop_backends_on_exit:
-            await asyncio.gather(*(stop_backend(m.backend) for m in self.models.values() if m.backend))
+            backends = [b for m in self.models.values() for b in (m.backend, m.challenger) if b]
+            await asyncio.gather(*(stop_backend(b) for b in backends))
 
     # ---- ports and state -----------------------------------------------------------------------
 
     def _spare_backend_port(self) -> int:
         taken = self._reserved_ports | {b.port for b in self._draining}
-        taken |= {m.backend.port for m in self.models.values() if m.backend}
+        taken |= {b.port for m in self.models.values() for b in (m.backend, m.challenger) if b}
         for port in self.config.backend_ports.ports():
             if port not in taken and port_is_free("127.0.0.1", port):
                 return port
@@ -343,11 +403,21 @@ class Manager:
                     model_uri=m.model_uri,
                     front_port=m.front_port,
                     sample_input=m.sample_input,
-                    backend=None
-                    if m.backend is None
-                    else BackendRecord(port=m.backend.port, pid=m.backend.pid, log_path=m.backend.log_path),
+                    backend=backend_record(m.backend),
+                    challenger=None
+                    if m.challenger is None
+                    else ChallengerRecord(
+                        model_uri=m.challenger.model_uri,
+                        weight=m.challenger_weight,
+                        sample_input=m.challenger_sample,
+                        backend=backend_record(m.challenger),
+                    ),
                 )
                 for m in self.models.values()
             }
         )
         save_state(self.config.state_file, state)
+
+
+def backend_record(backend: Optional[Backend]) -> Optional[BackendRecord]:
+    return None if backend is None else BackendRecord(port=backend.port, pid=backend.pid, log_path=backend.log_path)

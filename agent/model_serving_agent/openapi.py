@@ -35,8 +35,28 @@ _MODEL = {
         },
         "error": {"type": ["string", "null"]},
         "log_tail": {"type": ["array", "null"], "items": {"type": "string"}},
-        "changed": {"type": "boolean", "description": "deploy only: false when that URI was already served"},
+        "changed": {"type": "boolean", "description": "deploy only: false when nothing had to change"},
+        "challenger": {
+            "type": ["object", "null"],
+            "properties": {
+                "model_uri": {"type": "string"},
+                "weight": {"type": "number"},
+                "verified_with": {"type": "string"},
+                "backend": {"type": ["object", "null"]},
+            },
+        },
     },
+}
+_CHALLENGER = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["model_uri", "weight"],
+    "properties": {
+        "model_uri": {"type": "string", "minLength": 1},
+        "weight": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+        "sample_input": {"type": "object"},
+    },
+    "description": "a second version behind the same front serving `weight` of the unpinned requests",
 }
 _DEPLOY = {
     "type": "object",
@@ -46,7 +66,9 @@ _DEPLOY = {
         "model_uri": {"type": "string", "minLength": 1, "examples": ["models:/iris/2", "models:/iris@champion"]},
         "sample_input": {"type": "object", "description": "one scoring request body; default: the model's own example"},
         "front_port": {"type": "integer", "description": "first deploy only; default: the first spare front port"},
+        "challenger": {"$ref": "#/components/schemas/Challenger"},
     },
+    "description": "a version already running for this model (champion or challenger) is reused, not restarted",
 }
 _NAME = {
     "name": "name",
@@ -71,7 +93,7 @@ def openapi_schema() -> Dict[str, Any]:
         "info": {"title": "model-serving agent", "version": __version__},
         "components": {
             "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"Error": _ERROR, "Model": _MODEL, "DeployRequest": _DEPLOY},
+            "schemas": {"Error": _ERROR, "Model": _MODEL, "DeployRequest": _DEPLOY, "Challenger": _CHALLENGER},
             "responses": {
                 f"E{code}": _json({"$ref": "#/components/schemas/Error"}, text)
                 for code, text in (
@@ -121,7 +143,17 @@ def openapi_schema() -> Dict[str, Any]:
                 },
             },
             "/models/{name}/{path}": {
-                "parameters": [_NAME, {"name": "path", "in": "path", "required": True, "schema": {"enum": ["invocations", "ping", "health", "version"]}}],
+                "parameters": [
+                    _NAME,
+                    {"name": "path", "in": "path", "required": True, "schema": {"enum": ["invocations", "ping", "health", "version"]}},
+                    {
+                        "name": "X-Model-Variant",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"enum": ["champion", "challenger"]},
+                        "description": "pins the request to one version; the answer's X-Model-Variant and X-Model-Uri say which served",
+                    },
+                ],
                 "post": {
                     "security": [],
                     "summary": "the model's front on the API port: forwarded to its current backend (MLflow scoring protocol)",

@@ -3,15 +3,17 @@ in-flight count raised before the first await, so a switch that happens later ne
 it does not count, and draining waits for exactly the requests the old backend accepted."""
 
 import asyncio
-from typing import Callable, Optional
+from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
 
-from .backends import Backend
+if TYPE_CHECKING:
+    from .routing import Picker
 
 # Request headers that describe this hop only (RFC 9110 7.6.1) and are not forwarded.
-HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "host", "content-length"}
+HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "host", "content-length",
+               "x-model-variant"}  # fmt: skip
 FORWARDED_PATHS = {"invocations", "ping", "health", "version"}
 
 
@@ -20,13 +22,13 @@ def json_error(status: int, message: str, **extra: object) -> web.Response:
 
 
 async def forward(
-    session: aiohttp.ClientSession, pick: Callable[[], Optional[Backend]], request: web.Request, path: str
+    session: aiohttp.ClientSession, pick: "Picker", request: web.Request, path: str
 ) -> web.StreamResponse:
     if path not in FORWARDED_PATHS:
         return json_error(404, f"no such path /{path}; a model front serves /invocations and /ping")
-    backend = pick()
-    if backend is None:
-        return json_error(503, "the model has no serving backend right now")
+    backend, variant = pick(request.headers)
+    if isinstance(backend, int):
+        return json_error(backend, variant)
     backend.begin_request()
     try:
         body = await request.read()
@@ -39,7 +41,7 @@ async def forward(
                     request.method, backend.url(path), data=body, headers=headers, params=request.query
                 ) as resp:
                     payload = await resp.read()
-                    out = {"X-Model-Uri": backend.model_uri}
+                    out = {"X-Model-Uri": backend.model_uri, "X-Model-Variant": variant}
                     if "Content-Type" in resp.headers:
                         out["Content-Type"] = resp.headers["Content-Type"]
                     return web.Response(status=resp.status, body=payload, headers=out)

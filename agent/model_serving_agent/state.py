@@ -24,12 +24,21 @@ class BackendRecord(BaseModel):
     log_path: str
 
 
+class ChallengerRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    model_uri: str
+    weight: float
+    sample_input: Optional[Dict[str, Any]] = None
+    backend: Optional[BackendRecord] = None
+
+
 class ModelRecord(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     model_uri: str
     front_port: int
     sample_input: Optional[Dict[str, Any]] = None
     backend: Optional[BackendRecord] = None
+    challenger: Optional[ChallengerRecord] = None
 
 
 class AgentState(BaseModel):

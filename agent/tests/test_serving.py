@@ -200,6 +200,45 @@ def test_after_agent_and_backends_die_it_restarts_the_same_version_on_the_same_p
     assert now["backend"]["pid"] != serving["backend"]["pid"] and now["verified_with"] == "sample_input"
 
 
+def test_challenger_gets_its_weight_the_pin_header_wins_and_promotion_restarts_nothing(agent: Agent, registry):
+    serving = iris(agent)  # v2 serves as champion
+    body = {"model_uri": registry["v2"], "challenger": {"model_uri": registry["v1"], "weight": 0.3}}
+    response = agent.call("PUT", "/models/iris", json=body)
+    assert response.status_code == 200, response.text
+    split = response.json()
+    assert split["backend"]["pid"] == serving["backend"]["pid"]  # the champion kept running
+    assert split["challenger"]["model_uri"] == registry["v1"] and split["challenger"]["weight"] == 0.3
+
+    with requests.Session() as session:
+        variants = [session.post(split["front_url"], json=SAMPLE, timeout=30).headers for _ in range(300)]
+        pinned = [
+            session.post(split["path_url"], json=SAMPLE, headers={"X-Model-Variant": "challenger"}, timeout=30).headers
+            for _ in range(20)
+        ]
+    to_challenger = sum(h["X-Model-Variant"] == "challenger" for h in variants)
+    print(f"challenger share: {to_challenger}/300 at weight 0.3")
+    assert 60 <= to_challenger <= 120  # 90 expected; +-3.8 standard deviations
+    assert all(h["X-Model-Uri"] == registry["v1"] for h in variants if h["X-Model-Variant"] == "challenger")
+    assert {(h["X-Model-Variant"], h["X-Model-Uri"]) for h in pinned} == {("challenger", registry["v1"])}
+    bad_pin = requests.post(split["front_url"], json=SAMPLE, headers={"X-Model-Variant": "blue"}, timeout=30)
+    assert bad_pin.status_code == 400
+
+    # A restarted agent brings back both versions and the weight.
+    agent.kill9()
+    agent.start()
+    agent.wait_healthy()
+    adopted = iris(agent)
+    assert adopted["challenger"]["backend"]["pid"] == split["challenger"]["backend"]["pid"]
+    assert (adopted["challenger"]["weight"], adopted["challenger"]["verified_with"]) == (0.3, "adopted")
+
+    # Promotion: the challenger's backend becomes the champion as it is; the old champion drains and stops.
+    promoted = agent.call("PUT", "/models/iris", json={"model_uri": registry["v1"]}).json()
+    assert promoted["backend"]["pid"] == split["challenger"]["backend"]["pid"]
+    assert promoted["challenger"] is None
+    assert not pid_alive(split["backend"]["pid"])
+    assert score(promoted["front_url"]).headers["X-Model-Uri"] == registry["v1"]
+
+
 def test_undeploy_closes_the_front_and_stops_the_backend(agent: Agent):
     serving = iris(agent)
     response = agent.call("DELETE", "/models/iris")

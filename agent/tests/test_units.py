@@ -122,3 +122,43 @@ def test_log_tail_keeps_the_cause_that_scrolled_out_and_skips_mlflows_wrapper(tm
     tail = log_tail(str(path), lines=10)
     assert tail[0] == cause and tail[-1] == wrapper and len(tail) == 12
     assert failure_cause(tail) == cause
+
+
+def test_challenger_split_and_pin_header():
+    from model_serving_agent.backends import Backend
+    from model_serving_agent.manager import ServedModel
+    from model_serving_agent.routing import choose_backend
+
+    champion = Backend(model_uri="models:/m/2", port=1, pid=1, log_path="")
+    challenger = Backend(model_uri="models:/m/3", port=2, pid=2, log_path="")
+    model = ServedModel(name="m", front_port=0, model_uri="models:/m/2", sample_input=None, backend=champion)
+    assert choose_backend(model, {}, draw=lambda: 0.0) == (champion, "champion")  # no challenger
+    assert choose_backend(model, {"X-Model-Variant": "challenger"})[0] == 409
+    model.challenger, model.challenger_weight = challenger, 0.25
+    assert choose_backend(model, {}, draw=lambda: 0.249) == (challenger, "challenger")
+    assert choose_backend(model, {}, draw=lambda: 0.25) == (champion, "champion")
+    assert choose_backend(model, {"X-Model-Variant": "challenger"}, draw=lambda: 0.9) == (challenger, "challenger")
+    assert choose_backend(model, {"X-Model-Variant": "champion"}, draw=lambda: 0.0) == (champion, "champion")
+    status, message = choose_backend(model, {"X-Model-Variant": "blue"})
+    assert status == 400 and "'blue'" in message
+    assert choose_backend(None, {})[0] == 503
+
+
+@pytest.mark.parametrize(
+    "challenger, message",
+    [
+        ({"model_uri": "models:/m/3", "weight": 1.0}, "challenger.weight: Input should be less than 1"),
+        ({"model_uri": "models:/m/3", "weight": 0}, "challenger.weight: Input should be greater than 0"),
+        ({"model_uri": "models:/m/3"}, "challenger.weight: Field required"),
+        ({"model_uri": "models:/m/3", "weight": 0.5, "pin": "x"}, "challenger.pin: Extra inputs"),
+    ],
+)
+def test_challenger_request_errors_name_the_field(challenger, message):
+    from pydantic import ValidationError
+
+    from model_serving_agent.api import DeployRequest
+    from model_serving_agent.config import describe_validation_error
+
+    with pytest.raises(ValidationError) as err:
+        DeployRequest.model_validate({"model_uri": "models:/m/2", "challenger": challenger})
+    assert message in describe_validation_error(err.value, "request body")
