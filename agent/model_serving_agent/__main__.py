@@ -54,7 +54,9 @@ async def serve(config: AgentConfig, token: str) -> None:
         if adoption.done():
             adoption.result()  # a state file that cannot be read stops the agent here
             log.info("ready: %s", manager.health())
+            supervisor = asyncio.create_task(manager.supervise())
             await stop.wait()
+            supervisor.cancel()
         log.info("stopping")
         await runner.cleanup()
         await manager.shutdown()

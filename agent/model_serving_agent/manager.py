@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import sys
+import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Set
 
@@ -35,6 +36,8 @@ log = logging.getLogger("model_serving_agent")
 
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 ADOPT_PING_TIMEOUT_SECONDS = 10.0
+SUPERVISE_INTERVAL_SECONDS = 2.0
+REVIVE_RETRY_SECONDS = 30.0
 
 
 class AgentError(Exception):
@@ -72,6 +75,7 @@ class Manager:
     _locks: Dict[str, asyncio.Lock] = field(default_factory=dict)
     _reserved_ports: Set[int] = field(default_factory=set)
     _draining: Set[Backend] = field(default_factory=set)
+    _last_revive: Dict[str, float] = field(default_factory=dict)
 
     # ---- queries -------------------------------------------------------------------------------
 
@@ -361,6 +365,46 @@ class Manager:
             await stop_backend(backend)
         finally:
             self._draining.discard(backend)
+
+    # ---- supervision ---------------------------------------------------------------------------
+
+    async def supervise(self, interval: float = SUPERVISE_INTERVAL_SECONDS) -> None:
+        """Restarts a backend whose process died (same version, same front, verified as on deploy);
+        /health says degraded until it serves again. A failed restart is retried every 30 s."""
+        while True:
+            await asyncio.sleep(interval)
+            for name, model in list(self.models.items()):
+                dead = [b for b in (model.backend, model.challenger) if b is not None and not b.running()]
+                recent = time.monotonic() - self._last_revive.get(name, -REVIVE_RETRY_SECONDS) < REVIVE_RETRY_SECONDS
+                if dead and not self._lock(name).locked() and not recent:
+                    await self._revive(name)
+
+    async def _revive(self, name: str) -> None:
+        async with self._lock(name):
+            model = self.models.get(name)
+            if model is None:
+                return
+            self._last_revive[name] = time.monotonic()
+            revived = False
+            for role in ("backend", "challenger"):
+                dead: Optional[Backend] = getattr(model, role)
+                if dead is None or dead.running():
+                    continue
+                sample = model.sample_input if role == "backend" else model.challenger_sample
+                log.error("model %s: %s backend pid %d died; restarting %s", name, role, dead.pid, dead.model_uri)
+                model.status = "restarting"
+                try:
+                    fresh = await self._start_verified(name, dead.model_uri, sample)
+                except AgentError as err:
+                    model.status, model.error, model.log_tail = "failed", str(err), err.log_tail
+                    log.error("model %s: restart failed: %s", name, err)
+                    return
+                setattr(model, role, fresh)
+                revived = True
+                await stop_backend(dead, grace=1.0)  # what is left of its process group
+            if revived:
+                model.status, model.error, model.log_tail = "serving", None, None
+                self._persist()
 
     async def shutdown(self) -> None:
         for model in self.models.values():

@@ -19,7 +19,7 @@ _MODEL = {
     "properties": {
         "name": {"type": "string"},
         "model_uri": {"type": "string"},
-        "status": {"type": "string", "enum": ["starting", "serving", "failed"]},
+        "status": {"type": "string", "enum": ["starting", "serving", "restarting", "failed"]},
         "front_port": {"type": "integer"},
         "front_url": {"type": "string"},
         "path_url": {"type": "string"},

@@ -200,6 +200,23 @@ def test_after_agent_and_backends_die_it_restarts_the_same_version_on_the_same_p
     assert now["backend"]["pid"] != serving["backend"]["pid"] and now["verified_with"] == "sample_input"
 
 
+def test_a_backend_that_dies_is_restarted_on_the_same_front(agent: Agent, registry):
+    serving = iris(agent)
+    kill_group(serving["backend"]["pid"], 9)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        now = iris(agent)
+        if now["status"] == "serving" and now["backend"]["pid"] != serving["backend"]["pid"]:
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError(f"not restarted: {now}")
+    assert agent.call("GET", "/health", token=None).json()["status"] == "ok"
+    scored = score(serving["front_url"])
+    assert (scored.status_code, scored.headers["X-Model-Uri"]) == (200, serving["model_uri"])
+    assert agent.state()["models"]["iris"]["backend"]["pid"] == now["backend"]["pid"]
+
+
 def test_challenger_gets_its_weight_the_pin_header_wins_and_promotion_restarts_nothing(agent: Agent, registry):
     serving = iris(agent)  # v2 serves as champion
     body = {"model_uri": registry["v2"], "challenger": {"model_uri": registry["v1"], "weight": 0.3}}
