@@ -8,6 +8,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -122,6 +123,7 @@ def main() -> int:
     finally:
         for pid in reversed(procs):
             kill_group(pid)
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
