@@ -3,7 +3,7 @@ the path form of every model's front (/models/<name>/invocations, no token, like
 
 import json
 import platform
-from typing import Any, Awaitable, Callable, Dict, Optional
+from typing import Any, Awaitable, Callable, Dict, Literal, Optional
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -27,6 +27,8 @@ class DeployRequest(BaseModel):
     sample_input: Optional[Dict[str, Any]] = None
     front_port: Optional[int] = None
     challenger: Optional[ChallengerSpec] = None
+    backend: Literal["dedicated", "shared"] = "dedicated"
+    """shared: the model joins the one multi-model worker of this agent (no challenger)."""
 
 
 def is_front_path(path: str) -> bool:
@@ -114,7 +116,7 @@ async def deploy(request: web.Request) -> web.Response:
     except ValidationError as err:
         raise AgentError(400, describe_validation_error(err, "request body")) from None
     result = await request.app[MANAGER_KEY].deploy(
-        name, body.model_uri, body.sample_input, body.front_port, body.challenger
+        name, body.model_uri, body.sample_input, body.front_port, body.challenger, shared=body.backend == "shared"
     )
     return web.json_response(result)
 
@@ -128,7 +130,7 @@ async def front(request: web.Request) -> web.StreamResponse:
     name = model_name(request)
     if name not in manager.models:
         raise AgentError(404, f"model {name} is not deployed")
-    return await forward(manager.session, manager.picker(name), request, request.match_info["path"])
+    return await forward(manager.session, manager.picker(name), request, request.match_info["path"], name)
 
 
 async def openapi(request: web.Request) -> web.Response:

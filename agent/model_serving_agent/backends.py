@@ -37,9 +37,17 @@ class Backend:
     """How this backend was accepted: "sample_input" (scored it), "ping" (no sample known), "adopted"."""
     inflight: int = 0
     idle: asyncio.Event = field(default_factory=asyncio.Event)
+    models: Optional[Dict[str, str]] = None
+    """A shared backend (model_serving_agent.multi_worker): model name -> URI, each under /m/<name>/."""
 
     def url(self, path: str) -> str:
         return f"http://{BACKEND_HOST}:{self.port}/{path.lstrip('/')}"
+
+    def path_for(self, name: str, path: str) -> str:
+        return path if self.models is None else f"m/{name}/{path}"
+
+    def uri_for(self, name: str) -> str:
+        return self.model_uri if self.models is None else self.models[name]
 
     def begin_request(self) -> None:
         self.inflight += 1
@@ -54,6 +62,11 @@ class Backend:
         if self.process is not None:
             return self.process.returncode is None
         return process_serves(self.pid, self.port)
+
+
+def shared_command(config: AgentConfig, port: int) -> List[str]:
+    python = config.python or sys.executable
+    return [python, "-m", "model_serving_agent.multi_worker", "--port", str(port), "--workers", str(config.workers())]
 
 
 def serve_command(config: AgentConfig, model_uri: str, port: int) -> List[str]:
@@ -99,7 +112,8 @@ def process_serves(pid: int, port: int) -> bool:
                 return False
     except (OSError, IndexError):
         return False
-    return "serve" in argv and "--port" in argv and str(port) in argv
+    kind = "serve" in argv or "model_serving_agent.multi_worker" in argv
+    return kind and "--port" in argv and str(port) in argv
 
 
 def rotate_log(path: str, keep: int = 3) -> None:
@@ -145,19 +159,32 @@ def log_tail(path: str, lines: int = LOG_TAIL_LINES) -> List[str]:
     return tail
 
 
-async def start_backend(config: AgentConfig, model_uri: str, port: int, log_path: str) -> Backend:
+async def start_backend(
+    config: AgentConfig, model_uri: str, port: int, log_path: str, shared_models: Optional[Dict[str, str]] = None
+) -> Backend:
+    """One `mlflow models serve` of `model_uri`, or (shared_models given) one multi-model worker."""
     os.makedirs(os.path.dirname(log_path), exist_ok=True)
     rotate_log(log_path)
+    env = backend_env(config)
+    if shared_models is None:
+        command = serve_command(config, model_uri, port)
+    else:
+        command = shared_command(config, port)
+        env["MODEL_SERVING_MODELS"] = json.dumps(shared_models)
+        agent_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (agent_dir, env.get("PYTHONPATH")) if p)
     with open(log_path, "ab") as log:
         process = await asyncio.create_subprocess_exec(
-            *serve_command(config, model_uri, port),
+            *command,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,
-            env=backend_env(config),
+            env=env,
             start_new_session=True,
         )
-    return Backend(model_uri=model_uri, port=port, pid=process.pid, log_path=log_path, process=process)
+    return Backend(
+        model_uri=model_uri, port=port, pid=process.pid, log_path=log_path, process=process, models=shared_models
+    )
 
 
 def _failed(backend: Backend, message: str) -> BackendFailed:
@@ -184,10 +211,12 @@ async def wait_ready(backend: Backend, session: aiohttp.ClientSession, timeout: 
         await asyncio.sleep(0.25)
 
 
-async def verify_scoring(backend: Backend, session: aiohttp.ClientSession, sample: Dict[str, Any]) -> None:
+async def verify_scoring(
+    backend: Backend, session: aiohttp.ClientSession, sample: Dict[str, Any], name: str = ""
+) -> None:
     try:
         async with session.post(
-            backend.url("/invocations"),
+            backend.url(backend.path_for(name, "invocations")),
             data=json.dumps(sample),
             headers={"Content-Type": "application/json"},
             timeout=aiohttp.ClientTimeout(total=60),
@@ -199,24 +228,39 @@ async def verify_scoring(backend: Backend, session: aiohttp.ClientSession, sampl
         raise _failed(backend, f"the scoring call with the sample input answered {resp.status}: {body[:500]}")
 
 
-async def stop_backend(backend: Backend, grace: float = 10.0) -> None:
-    """SIGTERM to the backend's process group, SIGKILL after `grace` seconds."""
+def process_exited(pid: int) -> bool:
+    """Gone or a zombie: what a process exiting looks like to a non-parent (its cmdline empties earlier)."""
     try:
-        os.killpg(backend.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return True
+
+
+async def _wait_exit(backend: Backend, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if backend.process is not None:
             try:
                 await asyncio.wait_for(backend.process.wait(), timeout=0.2)
-                break
+                return True
             except asyncio.TimeoutError:
                 continue
-        elif not process_serves(backend.pid, backend.port):
-            break
-        await asyncio.sleep(0.2)
+        if process_exited(backend.pid):
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+async def stop_backend(backend: Backend, grace: float = 10.0) -> None:
+    """SIGTERM to the backend's process group, SIGKILL after `grace` seconds; returns once it exited."""
+    try:
+        os.killpg(backend.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    await _wait_exit(backend, grace)
     try:
         os.killpg(backend.pid, signal.SIGKILL)  # workers left behind by the server, if any
     except ProcessLookupError:
-        pass
+        return
+    await _wait_exit(backend, 5.0)

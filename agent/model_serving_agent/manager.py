@@ -76,6 +76,7 @@ class Manager:
     _reserved_ports: Set[int] = field(default_factory=set)
     _draining: Set[Backend] = field(default_factory=set)
     _last_revive: Dict[str, float] = field(default_factory=dict)
+    _shared_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     # ---- queries -------------------------------------------------------------------------------
 
@@ -84,7 +85,13 @@ class Manager:
         def backend_info(backend: Optional[Backend]) -> Optional[Dict[str, Any]]:
             if backend is None:
                 return None
-            return {"port": backend.port, "pid": backend.pid, "inflight": backend.inflight, "log": backend.log_path}
+            return {
+                "port": backend.port,
+                "pid": backend.pid,
+                "inflight": backend.inflight,
+                "log": backend.log_path,
+                "shared": backend.models is not None,
+            }
 
         challenger = model.challenger
         return {
@@ -132,6 +139,7 @@ class Manager:
         sample_input: Optional[Dict[str, Any]],
         front_port: Optional[int],
         challenger: Optional[ChallengerSpec] = None,
+        shared: bool = False,
     ) -> Dict[str, Any]:
         """Serves `model_uri` as `name` (and a challenger with a share of the requests); a version that
         already runs for this model is reused, a new one is started and verified first. Returns the
@@ -140,12 +148,16 @@ class Manager:
             raise AgentError(503, "the agent is still bringing back the models it served")
         if challenger is not None and challenger.model_uri == model_uri:
             raise AgentError(400, f"challenger model_uri {model_uri} is the champion's model_uri")
+        if challenger is not None and shared:
+            raise AgentError(400, "a model on the shared backend cannot have a challenger")
         async with self._lock(name):
             existing = self.models.get(name)
             if existing and front_port is not None and front_port != existing.front_port:
                 raise AgentError(
                     409, f"model {name} is served on front port {existing.front_port}, not {front_port}; undeploy it first"
                 )
+            if shared:
+                return await self._deploy_shared(name, model_uri, sample_input, front_port, existing)
             port = existing.front_port if existing else self._spare_front_port(front_port)
             running = [b for b in (existing.backend, existing.challenger) if b and b.running()] if existing else []
             started: List[Backend] = []
@@ -191,6 +203,69 @@ class Manager:
             await asyncio.gather(*(self._drain_and_stop(b) for b in old))
             return {"changed": changed, **self.describe(model)}
 
+    def _shared_members(self, backend: Optional[Backend] = None) -> Dict[str, str]:
+        """name -> URI of the models on a shared backend (any shared one when `backend` is None)."""
+        return {
+            n: m.model_uri
+            for n, m in self.models.items()
+            if m.backend is not None and m.backend.models is not None and (backend is None or m.backend is backend)
+        }
+
+    async def _deploy_shared(
+        self,
+        name: str,
+        model_uri: str,
+        sample_input: Optional[Dict[str, Any]],
+        front_port: Optional[int],
+        existing: Optional[ServedModel],
+    ) -> Dict[str, Any]:
+        """The model joins (or changes its version in) the one multi-model worker: a new worker with
+        the whole new set starts and is verified, every member's front switches to it at once, then
+        the old worker drains and stops, as for a dedicated backend."""
+        async with self._shared_lock:
+            current = existing.backend if existing else None
+            if (
+                existing
+                and current is not None
+                and current.models is not None
+                and current.running()
+                and current.models.get(name) == model_uri
+                and existing.status == "serving"
+                and sample_input in (None, existing.sample_input)
+            ):
+                return {"changed": False, **self.describe(existing)}
+            members = {n: uri for n, uri in self._shared_members().items() if n != name}
+            members[name] = model_uri
+            port = existing.front_port if existing else self._spare_front_port(front_port)
+            self._reserved_ports.add(port)
+            try:
+                worker = await self._start_verified(name, model_uri, sample_input, shared_models=members)
+                model = existing or ServedModel(name=name, front_port=port, model_uri=model_uri, sample_input=sample_input)
+                if model.runner is None:
+                    try:
+                        await self._open_front(model)
+                    except OSError as err:
+                        await stop_backend(worker)
+                        raise AgentError(409, f"front port {port} for model {name} cannot be bound: {err}") from None
+            finally:
+                self._reserved_ports.discard(port)
+            old: List[Backend] = []
+            for backend in [m.backend for m in self.models.values() if m.backend and m.backend.models is not None] + (
+                [existing.backend, existing.challenger] if existing else []
+            ):
+                if backend is not None and not any(backend is b for b in old):
+                    old.append(backend)
+            self.models[name] = model
+            for member in members:  # the switch, for every model of the worker at once
+                self.models[member].backend = worker
+            model.model_uri, model.sample_input = model_uri, sample_input
+            model.challenger, model.challenger_weight, model.challenger_sample = None, 0.0, None
+            model.status, model.error, model.log_tail = "serving", None, None
+            self._persist()
+            log.info("shared backend port %d now holds %s", worker.port, members)
+            await asyncio.gather(*(self._drain_and_stop(b) for b in old))
+            return {"changed": True, **self.describe(model)}
+
     async def _reuse_or_start(
         self,
         name: str,
@@ -222,7 +297,11 @@ class Manager:
             self._persist()
             if model.runner is not None:
                 await model.runner.cleanup()
-            await asyncio.gather(*(self._drain_and_stop(b) for b in (model.backend, model.challenger) if b))
+            backends = [b for b in (model.backend, model.challenger) if b]
+            if model.backend is not None and model.backend.models is not None and self._shared_members(model.backend):
+                # Other models still use this shared worker; it keeps the model loaded until its next change.
+                backends = []
+            await asyncio.gather(*(self._drain_and_stop(b) for b in backends))
             log.info("model %s undeployed", name)
             return {"name": name, "undeployed": True}
 
@@ -236,7 +315,11 @@ class Manager:
             self.models[name] = ServedModel(
                 name=name, front_port=record.front_port, model_uri=record.model_uri, sample_input=record.sample_input
             )
-        await asyncio.gather(*(self._adopt_one(self.models[n], state.models[n]) for n in state.models))
+        shared = [n for n, r in state.models.items() if r.backend is not None and r.backend.models is not None]
+        dedicated = [n for n in state.models if n not in shared]
+        await asyncio.gather(
+            self._adopt_shared(shared, state), *(self._adopt_one(self.models[n], state.models[n]) for n in dedicated)
+        )
         self._stop_orphans()
         self._persist()
         self.ready = True
@@ -257,12 +340,38 @@ class Manager:
         if model.status == "failed":
             log.error("model %s could not be brought back: %s", model.name, model.error)
 
+    async def _adopt_shared(self, names: List[str], state: AgentState) -> None:
+        if not names:
+            return
+        members = {n: state.models[n].model_uri for n in names}
+        record = state.models[names[0]].backend
+        try:
+            worker = await self._adopt_backend(
+                names[0], members[names[0]], state.models[names[0]].sample_input, record, shared_models=members
+            )
+            for n in names:
+                self.models[n].backend = worker
+                await self._open_front(self.models[n])
+                self.models[n].status = "serving"
+        except (AgentError, OSError) as err:
+            for n in names:
+                if self.models[n].status != "serving":
+                    self.models[n].status, self.models[n].error = "failed", str(err)
+                    self.models[n].log_tail = err.log_tail if isinstance(err, AgentError) else None
+
     async def _adopt_backend(
-        self, name: str, model_uri: str, sample_input: Optional[Dict[str, Any]], record: Optional[BackendRecord]
+        self,
+        name: str,
+        model_uri: str,
+        sample_input: Optional[Dict[str, Any]],
+        record: Optional[BackendRecord],
+        shared_models: Optional[Dict[str, str]] = None,
     ) -> Backend:
         """The recorded backend when it still runs and answers /ping; else the same version started again."""
         if record and process_serves(record.pid, record.port):
-            candidate = Backend(model_uri=model_uri, port=record.port, pid=record.pid, log_path=record.log_path)
+            candidate = Backend(
+                model_uri=model_uri, port=record.port, pid=record.pid, log_path=record.log_path, models=record.models
+            )
             try:
                 await wait_ready(candidate, self.session, ADOPT_PING_TIMEOUT_SECONDS)
                 candidate.verified_with = "adopted"
@@ -270,7 +379,7 @@ class Manager:
                 return candidate
             except BackendFailed:
                 await stop_backend(candidate)
-        return await self._start_verified(name, model_uri, sample_input)
+        return await self._start_verified(name, model_uri, sample_input, shared_models=shared_models)
 
     def _stop_orphans(self) -> None:
         """Backends in our port range that no model owns (an agent killed mid-deploy left them)."""
@@ -281,7 +390,8 @@ class Manager:
             try:
                 with open(f"/proc/{entry}/cmdline", "rb") as f:
                     argv = f.read().decode(errors="replace").split("\0")
-                if "models" in argv and "serve" in argv and "--port" in argv:
+                kind = ("models" in argv and "serve" in argv) or "model_serving_agent.multi_worker" in argv
+                if kind and "--port" in argv:
                     port = int(argv[argv.index("--port") + 1])
                     if port in self.config.backend_ports and os.getpgid(int(entry)) == int(entry):
                         log.warning("stopping orphan backend pid %s on port %d", entry, port)
@@ -290,19 +400,24 @@ class Manager:
                 continue
 
     async def _start_verified(
-        self, name: str, model_uri: str, sample_input: Optional[Dict[str, Any]]
+        self,
+        name: str,
+        model_uri: str,
+        sample_input: Optional[Dict[str, Any]],
+        shared_models: Optional[Dict[str, str]] = None,
     ) -> Backend:
         port = self._spare_backend_port()
         self._reserved_ports.add(port)
         try:
-            log_path = os.path.join(self.config.log_dir, "backends", f"{name}-{port}.log")
+            label = "shared" if shared_models is not None else name
+            log_path = os.path.join(self.config.log_dir, "backends", f"{label}-{port}.log")
             example_task = None if sample_input is not None else asyncio.create_task(self._serving_example(model_uri))
-            backend = await start_backend(self.config, model_uri, port, log_path)
+            backend = await start_backend(self.config, model_uri, port, log_path, shared_models)
             try:
                 await wait_ready(backend, self.session, self.config.backend_start_timeout_seconds)
                 sample = sample_input if example_task is None else await example_task
                 if sample is not None:
-                    await verify_scoring(backend, self.session, sample)
+                    await verify_scoring(backend, self.session, sample, name)
             except BaseException as err:
                 await stop_backend(backend)
                 if isinstance(err, BackendFailed):
@@ -341,7 +456,7 @@ class Manager:
         name = model.name
 
         async def handle(request: web.Request) -> web.StreamResponse:
-            return await forward(self.session, self.picker(name), request, request.match_info["path"])
+            return await forward(self.session, self.picker(name), request, request.match_info["path"], name)
 
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{path:.*}", handle)
@@ -376,8 +491,30 @@ class Manager:
             for name, model in list(self.models.items()):
                 dead = [b for b in (model.backend, model.challenger) if b is not None and not b.running()]
                 recent = time.monotonic() - self._last_revive.get(name, -REVIVE_RETRY_SECONDS) < REVIVE_RETRY_SECONDS
-                if dead and not self._lock(name).locked() and not recent:
+                if dead and dead[0].models is not None and not self._shared_lock.locked() and not recent:
+                    await self._revive_shared(name, dead[0])
+                elif dead and not self._lock(name).locked() and not recent:
                     await self._revive(name)
+
+    async def _revive_shared(self, name: str, dead: Backend) -> None:
+        async with self._shared_lock:
+            members = self._shared_members(dead)
+            self._last_revive.update({n: time.monotonic() for n in members})
+            if not members or dead.running():
+                return
+            log.error("shared backend pid %d died; restarting it with %s", dead.pid, members)
+            for n in members:
+                self.models[n].status = "restarting"
+            try:
+                fresh = await self._start_verified(name, members[name], self.models[name].sample_input, members)
+            except AgentError as err:
+                for n in members:
+                    self.models[n].status, self.models[n].error, self.models[n].log_tail = "failed", str(err), err.log_tail
+                return
+            for n in members:
+                self.models[n].backend, self.models[n].status, self.models[n].error = fresh, "serving", None
+            await stop_backend(dead, grace=1.0)
+            self._persist()
 
     async def _revive(self, name: str) -> None:
         async with self._lock(name):
@@ -411,8 +548,8 @@ class Manager:
             if model.runner is not None:
                 await model.runner.cleanup()
         if self.config.stop_backends_on_exit:
-            backends = [b for m in self.models.values() for b in (m.backend, m.challenger) if b]
-            await asyncio.gather(*(stop_backend(b) for b in backends))
+            backends = {id(b): b for m in self.models.values() for b in (m.backend, m.challenger) if b}
+            await asyncio.gather(*(stop_backend(b) for b in backends.values()))
 
     # ---- ports and state -----------------------------------------------------------------------
 
@@ -464,4 +601,6 @@ class Manager:
 
 
 def backend_record(backend: Optional[Backend]) -> Optional[BackendRecord]:
-    return None if backend is None else BackendRecord(port=backend.port, pid=backend.pid, log_path=backend.log_path)
+    if backend is None:
+        return None
+    return BackendRecord(port=backend.port, pid=backend.pid, log_path=backend.log_path, models=backend.models)

@@ -22,7 +22,7 @@ def json_error(status: int, message: str, **extra: object) -> web.Response:
 
 
 async def forward(
-    session: aiohttp.ClientSession, pick: "Picker", request: web.Request, path: str
+    session: aiohttp.ClientSession, pick: "Picker", request: web.Request, path: str, name: str
 ) -> web.StreamResponse:
     if path not in FORWARDED_PATHS:
         return json_error(404, f"no such path /{path}; a model front serves /invocations and /ping")
@@ -38,10 +38,14 @@ async def forward(
         for attempt in (1, 2):
             try:
                 async with session.request(
-                    request.method, backend.url(path), data=body, headers=headers, params=request.query
+                    request.method,
+                    backend.url(backend.path_for(name, path)),
+                    data=body,
+                    headers=headers,
+                    params=request.query,
                 ) as resp:
                     payload = await resp.read()
-                    out = {"X-Model-Uri": backend.model_uri, "X-Model-Variant": variant}
+                    out = {"X-Model-Uri": backend.uri_for(name), "X-Model-Variant": variant}
                     if "Content-Type" in resp.headers:
                         out["Content-Type"] = resp.headers["Content-Type"]
                     return web.Response(status=resp.status, body=payload, headers=out)

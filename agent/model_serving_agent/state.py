@@ -22,6 +22,8 @@ class BackendRecord(BaseModel):
     port: int
     pid: int
     log_path: str
+    models: Optional[Dict[str, str]] = None
+    """The shared multi-model worker: every model it holds (name -> URI)."""
 
 
 class ChallengerRecord(BaseModel):

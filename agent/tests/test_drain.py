@@ -52,7 +52,7 @@ async def _scenario(tmp_path, port: int, pid: int) -> None:
             async def read(self) -> bytes:
                 return b"{}"
 
-        in_flight = asyncio.create_task(forward(session, manager.picker("m"), FakeRequest(), "invocations"))  # type: ignore[arg-type]
+        in_flight = asyncio.create_task(forward(session, manager.picker("m"), FakeRequest(), "invocations", "m"))  # type: ignore[arg-type]
         await asyncio.sleep(0.2)
         assert old.inflight == 1
 

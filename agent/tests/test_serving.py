@@ -256,6 +256,48 @@ def test_challenger_gets_its_weight_the_pin_header_wins_and_promotion_restarts_n
     assert score(promoted["front_url"]).headers["X-Model-Uri"] == registry["v1"]
 
 
+def test_shared_backend_holds_several_models_switches_them_together_and_is_adopted(agent: Agent, registry):
+    a = agent.call("PUT", "/models/shared-a", json={"model_uri": registry["v1"], "backend": "shared"})
+    assert a.status_code == 200, a.text
+    b = agent.call("PUT", "/models/shared-b", json={"model_uri": registry["v2"], "backend": "shared"})
+    assert b.status_code == 200, b.text
+    first = b.json()["backend"]
+    assert first["shared"] and not pid_alive(a.json()["backend"]["pid"])  # the one-model worker was replaced
+    fronts = {n: iris_of(agent, n)["front_url"] for n in ("shared-a", "shared-b")}
+    assert score(fronts["shared-a"]).headers["X-Model-Uri"] == registry["v1"]
+    assert score(fronts["shared-b"]).headers["X-Model-Uri"] == registry["v2"]
+
+    # A new version of one member: a new worker with both, under load on the other member's front.
+    with Load(fronts["shared-b"]) as load:
+        switched = agent.call("PUT", "/models/shared-a", json={"model_uri": registry["v2"], "backend": "shared"})
+        time.sleep(0.5)
+    assert switched.status_code == 200, switched.text
+    assert load.failures == [] and len(load.ok) > 20, load.failures[:5]
+    worker = switched.json()["backend"]["pid"]
+    assert iris_of(agent, "shared-b")["backend"]["pid"] == worker != first["pid"]
+    assert not pid_alive(first["pid"])
+    assert score(fronts["shared-a"]).headers["X-Model-Uri"] == registry["v2"]
+
+    agent.kill9()
+    agent.start()
+    agent.wait_healthy()
+    for n in fronts:
+        assert (iris_of(agent, n)["backend"]["pid"], iris_of(agent, n)["verified_with"]) == (worker, "adopted")
+        assert score(fronts[n]).status_code == 200
+
+    assert agent.call("DELETE", "/models/shared-a").status_code == 200
+    assert pid_alive(worker)  # shared-b still uses it
+    assert score(fronts["shared-b"]).status_code == 200
+    assert agent.call("DELETE", "/models/shared-b").status_code == 200
+    assert not pid_alive(worker)
+
+
+def iris_of(agent: Agent, name: str) -> Dict:
+    response = agent.call("GET", f"/models/{name}")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
 def test_undeploy_closes_the_front_and_stops_the_backend(agent: Agent):
     serving = iris(agent)
     response = agent.call("DELETE", "/models/iris")
