@@ -31,6 +31,7 @@ _MODEL = {
                 "pid": {"type": "integer"},
                 "inflight": {"type": "integer"},
                 "log": {"type": "string"},
+                "shared": {"type": "boolean"},
             },
         },
         "error": {"type": ["string", "null"]},
@@ -67,6 +68,11 @@ _DEPLOY = {
         "sample_input": {"type": "object", "description": "one scoring request body; default: the model's own example"},
         "front_port": {"type": "integer", "description": "first deploy only; default: the first spare front port"},
         "challenger": {"$ref": "#/components/schemas/Challenger"},
+        "backend": {
+            "enum": ["dedicated", "shared"],
+            "default": "dedicated",
+            "description": "shared: one multi-model worker holds every shared model (no challenger)",
+        },
     },
     "description": "a version already running for this model (champion or challenger) is reused, not restarted",
 }
