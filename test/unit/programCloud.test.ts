@@ -258,6 +258,28 @@ describe("index.ts with cloud targets under mocks", () => {
     expect(e.sagemaker.awsCli).toContain(`--body '{"inputs":[[1.5,2.5]]}'`);
   });
 
+  it("the default repository name is a valid ECR/ACR name for any stack name", async () => {
+    const { defaultRepositoryName } = await import("../../components/cloudServing");
+    expect(defaultRepositoryName("model-serving", "Dev_Stack..1", "Iris")).toBe(
+      "model-serving-dev_stack-1-iris-scorer",
+    );
+    expect(defaultRepositoryName("p", "prod", "iris")).not.toBe(
+      defaultRepositoryName("p", "staging", "iris"),
+    );
+  });
+
+  it("a URI source without sampleInput falls back to the exported model's example", async () => {
+    const { cloudSampleBody } = await import("../../components/cloudServing");
+    expect(await value(cloudSampleBody({ source: "runs:/abc/model" }, contextDir))).toEqual({
+      dataframe_split: { columns: ["x", "y"], data: [[7, 8]] },
+    });
+    expect(
+      await value(
+        cloudSampleBody({ source: "runs:/abc/model", sampleInput: { inputs: [1] } }, contextDir),
+      ),
+    ).toEqual({ inputs: [1] });
+  });
+
   it("CloudServing checks its targets with the config's schema and format", async () => {
     const { CloudServing } = await import("../../components/cloudServing");
     expect(
@@ -271,7 +293,7 @@ describe("index.ts with cloud targets under mocks", () => {
         }),
     ).toThrow(
       new Error(
-        "CloudServing bad: targets.sagemakr: unknown key; expected one of sagemaker, azureml",
+        "CloudServing bad: targets.sagemakr: unknown key; expected one of sagemaker, azureml, docker",
       ),
     );
   });

@@ -36,7 +36,7 @@ pulumi.runtime.setMocks(
 );
 
 import { StandaloneScorer, scorerUrlHost } from "../../components/standaloneScorer";
-import { parseStandaloneDocker } from "../../components/standaloneScorerConfig";
+import { parseStandaloneDocker } from "../../config/standaloneTargets";
 import {
   standaloneCsvCurlCommand,
   standaloneInvocationsUrl,

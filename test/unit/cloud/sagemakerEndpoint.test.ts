@@ -544,6 +544,10 @@ describe("SageMakerEndpoint graph", () => {
       'SageMakerEndpoint: environment.MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT must be whole seconds from 1 to 59 (SageMaker ends an invocation at 60s), got "60"',
     ],
     [
+      { environment: { SCORER_TIMEOUT_SECONDS: "90" } },
+      'SageMakerEndpoint: environment.SCORER_TIMEOUT_SECONDS must be whole seconds from 1 to 59 (SageMaker ends an invocation at 60s), got "90"',
+    ],
+    [
       {
         serverless: { memorySizeInMb: 1024, maxConcurrency: 5 },
         containerStartupHealthCheckTimeoutSeconds: 600,
