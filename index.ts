@@ -57,6 +57,8 @@ const models = cfg.models.map((m) => {
     agentInstance: agent!.instance,
     frontPort: serve.port,
     startTimeoutSeconds: agent!.startTimeoutSeconds,
+    // A model with a challenger keeps its own backends.
+    backend: m.challenger === undefined ? agentCfg!.backend : ("dedicated" as const),
     challenger:
       m.challenger === undefined
         ? undefined

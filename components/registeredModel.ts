@@ -42,6 +42,8 @@ export interface AgentServingArgs {
   readonly frontPort?: pulumi.Input<number>;
   /** The agent's backend start deadline (default 180 s). */
   readonly startTimeoutSeconds?: pulumi.Input<number>;
+  /** `shared`: the model joins the agent's multi-model worker (no challenger); default dedicated. */
+  readonly backend?: "dedicated" | "shared";
   /** A second registered version behind the same front with `weight` of the requests. */
   readonly challenger?: {
     readonly registered: { readonly version: number } | { readonly alias: string };
@@ -174,6 +176,11 @@ function agentDeployment(
       `RegisteredModel ${args.modelName}: challenger.weight must be between 0 and 1, exclusive (got ${serve.challenger.weight})`,
     );
   }
+  if (serve.challenger && serve.backend === "shared") {
+    throw new Error(
+      `RegisteredModel ${args.modelName}: a model on the agent's shared backend cannot have a challenger`,
+    );
+  }
   const challenger = serve.challenger
     ? new ModelReference(
         `${name}-challenger`,
@@ -201,6 +208,7 @@ function agentDeployment(
         : undefined,
       frontPort: serve.frontPort,
       sampleInput: args.sampleInput,
+      backend: serve.backend,
       startTimeoutSeconds: serve.startTimeoutSeconds ?? 180,
       agentInstance: serve.agentInstance,
     },

@@ -56,6 +56,8 @@ export const agentSchema = z
     backendWorkers: wholeNumber(1, 64).optional(),
     /** The agent's deadline for one backend start (/ping and the sample scoring). */
     startTimeoutSeconds: wholeNumber(1, 3600).default(180),
+    /** `shared`: every model without a challenger in the agent's one multi-model worker. */
+    backend: z.enum(["dedicated", "shared"]).default("dedicated"),
   })
   .strict()
   .superRefine((a, ctx) => {
@@ -117,13 +119,17 @@ export type AgentConfig =
       backendPorts: AgentPortRange;
       backendWorkers?: number;
       startTimeoutSeconds: number;
+      backend: AgentBackend;
     }
-  | { mode: "existing"; url: string; startTimeoutSeconds: number };
+  | { mode: "existing"; url: string; startTimeoutSeconds: number; backend: AgentBackend };
+
+export type AgentBackend = "dedicated" | "shared";
 
 export function resolveAgent(a: AgentConfigInput | undefined): AgentConfig {
   const startTimeoutSeconds = a?.startTimeoutSeconds ?? 180;
+  const backend = a?.backend ?? "dedicated";
   if (a?.url !== undefined) {
-    return { mode: "existing", url: a.url.replace(/\/+$/, ""), startTimeoutSeconds };
+    return { mode: "existing", url: a.url.replace(/\/+$/, ""), startTimeoutSeconds, backend };
   }
   return {
     mode: "local",
@@ -133,6 +139,7 @@ export function resolveAgent(a: AgentConfigInput | undefined): AgentConfig {
     backendPorts: a?.backendPorts ?? { ...AGENT_DEFAULTS.backendPorts },
     backendWorkers: a?.backendWorkers,
     startTimeoutSeconds,
+    backend,
   };
 }
 

@@ -254,6 +254,14 @@ const stackSchema = z
           false,
         );
       }
+      if (m.challenger !== undefined && agent?.backend === "shared") {
+        custom(
+          ctx,
+          ["models", i, "challenger"],
+          'cannot be combined with mlflow.agent.backend "shared" (the multi-model worker serves one version per model)',
+          false,
+        );
+      }
       if (m.serve === false || m.serve.port === undefined) {
         return;
       }

@@ -49,6 +49,8 @@ export interface AgentDeploymentArgs {
   /** Fixed front port (inside the agent's front range); by default the agent picks one. */
   frontPort?: pulumi.Input<number>;
   sampleInput?: pulumi.Input<Record<string, unknown>>;
+  /** `shared`: the agent's one multi-model worker (no challenger); default dedicated. */
+  backend?: pulumi.Input<"dedicated" | "shared">;
   /** The agent's backend start timeout (a deploy waits that long plus 60 s). */
   startTimeoutSeconds: pulumi.Input<number>;
   /** The agent process (LocalAgent.instance): a restarted agent is asked again. */

@@ -38,6 +38,8 @@ export interface AgentDeploymentArgs {
   /** The model's own port in the agent's front range; by default the agent picks one. */
   frontPort?: number;
   sampleInput?: Record<string, unknown>;
+  /** `shared`: the model joins the agent's one multi-model worker (no challenger); default dedicated. */
+  backend?: "dedicated" | "shared";
   /** The agent's backend start timeout; a PUT waits that long plus 60 s. */
   startTimeoutSeconds: number;
   /** Which agent process serves (its pid and start identity), so a restarted agent is PUT again. */
@@ -136,6 +138,9 @@ export async function putDeployment(
   if (args.frontPort !== undefined) {
     body.front_port = args.frontPort;
   }
+  if (args.backend !== undefined) {
+    body.backend = args.backend;
+  }
   if (args.challenger) {
     body.challenger = {
       model_uri: args.challenger.modelUri,
@@ -160,12 +165,13 @@ const UPDATE_KEYS = [
   "modelUri",
   "challenger",
   "sampleInput",
+  "backend",
   "agentInstance",
   "token",
   "startTimeoutSeconds",
 ] as const;
 /** Changes that need a PUT; the others are only recorded. */
-const PUT_KEYS = ["modelUri", "challenger", "sampleInput", "agentInstance"] as const;
+const PUT_KEYS = ["modelUri", "challenger", "sampleInput", "backend", "agentInstance"] as const;
 
 export function diffAgentDeployment(olds: AgentDeploymentState, news: AgentDeploymentArgs) {
   return diffByKeys<AgentDeploymentArgs, keyof AgentDeploymentArgs>(

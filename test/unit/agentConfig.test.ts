@@ -34,6 +34,7 @@ describe("deploy mode agent in the stack config", () => {
       backendPorts: { first: 15001, last: 15999 },
       backendWorkers: undefined,
       startTimeoutSeconds: 180,
+      backend: "dedicated",
     });
     expect(parse({}, [iris()], null).agent).toBeUndefined();
   });
@@ -45,6 +46,7 @@ describe("deploy mode agent in the stack config", () => {
       mode: "existing",
       url: "http://mlflow.internal:5100",
       startTimeoutSeconds: 180,
+      backend: "dedicated",
     });
   });
 
@@ -141,6 +143,16 @@ describe("deploy mode agent in the stack config", () => {
       () => parse({}, [iris({ challenger: { version: 1, weight: 0.5 } })], null),
       invalid(
         'model-serving:models[0].challenger: needs mlflow.deployMode "agent" and a served model (the agent splits the requests)',
+      ),
+    ],
+    [
+      "a challenger on the shared backend",
+      () =>
+        parse({ deployMode: "agent", agent: { backend: "shared" } }, [
+          iris({ challenger: { version: 1, weight: 0.5 } }),
+        ]),
+      invalid(
+        'model-serving:models[0].challenger: cannot be combined with mlflow.agent.backend "shared" (the multi-model worker serves one version per model)',
       ),
     ],
     [

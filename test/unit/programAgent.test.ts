@@ -136,6 +136,7 @@ describe("index.ts with deploy mode agent under mocks", () => {
       challenger: { modelUri: "models:/iris/6", weight: 0.1 },
       frontPort: 5003,
       sampleInput: { inputs: [[1, 2]] },
+      backend: "dedicated",
       startTimeoutSeconds: 180,
       agentInstance: "4242:123",
     });
