@@ -11,7 +11,7 @@ import {
   processGroupAlive,
   whyEngineCannotRun,
 } from "../support/engineStack";
-import { demoModel, IRIS_ROW, tryReservePort } from "../support/env";
+import { demoModel, IRIS_ROW, reservePortBlock } from "../support/env";
 
 // Deploy mode `agent` end to end on the real engine: the stack starts MLflow and the MLOps agent here,
 // the agent serves the model behind its stable front URL. A registration bump switches versions under
@@ -25,28 +25,6 @@ if (skip) {
 }
 const describeEngine = skip ? describe.skip : describe;
 const TOKEN = "e2e-agent-token-0f3c9a71b2d84e65";
-
-/** `count` consecutive ports in 36000-36999, each reserved through the test port locks. */
-function reserveBlock(count: number, taken: number[]): number[] {
-  for (let attempt = 0; attempt < 200; attempt++) {
-    const first = 36000 + Math.floor(Math.random() * (1000 - count));
-    const ports = Array.from({ length: count }, (_, i) => first + i);
-    if (ports.some((p) => taken.includes(p))) {
-      continue;
-    }
-    const got: number[] = [];
-    for (const p of ports) {
-      if (!tryReservePort(p)) {
-        break;
-      }
-      got.push(p);
-    }
-    if (got.length === count) {
-      return ports;
-    }
-  }
-  throw new Error(`no ${count} consecutive free test ports in 36000-36999`);
-}
 
 interface Entry {
   url: string;
@@ -134,9 +112,9 @@ describeEngine("deploy mode agent on the real engine", () => {
   let backends: number[];
 
   beforeAll(async () => {
-    [mlflowPort, agentPort] = reserveBlock(2, []);
-    fronts = reserveBlock(3, [mlflowPort, agentPort]);
-    backends = reserveBlock(6, [mlflowPort, agentPort, ...fronts]);
+    [mlflowPort, agentPort] = reservePortBlock(2, []);
+    fronts = reservePortBlock(3, [mlflowPort, agentPort]);
+    backends = reservePortBlock(6, [mlflowPort, agentPort, ...fronts]);
     engine = await EngineStack.create({
       prefix: "agent",
       mlflow: {
