@@ -1,9 +1,11 @@
 import * as pulumi from "@pulumi/pulumi";
+import * as path from "path";
 import type * as cloudServing from "./components/cloudServing";
 import type * as standalone from "./components/standaloneScorer";
 import type * as pushedImage from "./components/pushedScorerImage";
 import type * as kubernetesScorer from "./components/standaloneScorerKubernetes";
 import { EndpointEntry } from "./components/endpoint";
+import { MlflowAgent } from "./components/mlflowAgent";
 import { MlflowServer } from "./components/mlflowServer";
 import { RegisteredModel } from "./components/registeredModel";
 import { sampleRequestBody } from "./components/sampleInput";
@@ -26,7 +28,50 @@ const mlflow = new MlflowServer("mlflow", {
   passEnv: cfg.mlflow.passEnv,
 });
 
+// Deploy mode agent: the MLOps agent on the MLflow host (started here, or the one at its url).
+const agentCfg = cfg.agent;
+const agent =
+  agentCfg === undefined
+    ? undefined
+    : new MlflowAgent("agent", {
+        token: cfg.agentToken!,
+        startTimeoutSeconds: agentCfg.startTimeoutSeconds,
+        ...(agentCfg.mode === "existing"
+          ? { mode: "existing", url: agentCfg.url }
+          : {
+              mode: "local",
+              host: agentCfg.host,
+              port: agentCfg.port,
+              frontPorts: agentCfg.frontPorts,
+              backendPorts: agentCfg.backendPorts,
+              backendWorkers: agentCfg.backendWorkers,
+              python: path.join(path.dirname(cfg.mlflowBin), "python"),
+              dataDir: path.join(cfg.runDir, "agent"),
+              trackingUri: mlflow.trackingUri,
+            }),
+      });
+
 const models = cfg.models.map((m) => {
+  const agentServe = (serve: Exclude<typeof m.serve, false>) => ({
+    mode: "agent" as const,
+    agentUrl: agent!.url,
+    token: agent!.token,
+    agentInstance: agent!.instance,
+    frontPort: serve.port,
+    startTimeoutSeconds: agent!.startTimeoutSeconds,
+    // A model with a challenger keeps its own backends.
+    backend: m.challenger === undefined ? agentCfg!.backend : ("dedicated" as const),
+    challenger:
+      m.challenger === undefined
+        ? undefined
+        : {
+            registered:
+              m.challenger.alias !== undefined
+                ? { alias: m.challenger.alias }
+                : { version: m.challenger.version! },
+            weight: m.challenger.weight,
+          },
+  });
   const common = {
     trackingUri: mlflow.trackingUri,
     registryId: mlflow.registryId,
@@ -36,15 +81,17 @@ const models = cfg.models.map((m) => {
     serve:
       m.serve === false
         ? undefined
-        : {
-            mode: cfg.mlflow.deployMode as "local",
-            host: m.serve.host,
-            port: m.serve.port,
-            mlflowBin: cfg.mlflowBin,
-            runDir: cfg.runDir,
-            startTimeoutSeconds: m.serve.startTimeoutSeconds,
-            passEnv: cfg.mlflow.passEnv,
-          },
+        : agent !== undefined
+          ? agentServe(m.serve)
+          : {
+              mode: "local" as const,
+              host: m.serve.host,
+              port: m.serve.port,
+              mlflowBin: cfg.mlflowBin,
+              runDir: cfg.runDir,
+              startTimeoutSeconds: m.serve.startTimeoutSeconds,
+              passEnv: cfg.mlflow.passEnv,
+            },
   };
   // Either register a version from `source` here, or serve what the registry already holds.
   return m.kind === "reference"

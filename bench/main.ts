@@ -4,6 +4,7 @@ import * as os from "os";
 import * as path from "path";
 import { whyEngineCannotRun } from "../test/support/engineStack";
 import { demoModel, mlflowBin, repoRoot, tempDir } from "../test/support/env";
+import { agentPair } from "./agent";
 import { BenchOptions, log, runCleanups } from "./harness";
 import { fix, p1p5, p2p4, p3 } from "./pairs";
 import { markdownTable, ratio, Row, summary } from "./stats";
@@ -38,7 +39,7 @@ async function main(): Promise<void> {
     throw new Error("BENCH_PAIRS=FIX needs BENCH_FIX_ENV=NAME=value");
   }
   const pairs = new Set(
-    (process.env.BENCH_PAIRS ?? "P1,P2,P3,P4,P5").split(",").map((p) => p.trim().toUpperCase()),
+    (process.env.BENCH_PAIRS ?? "P1,P2,P3,P4,P5,AG").split(",").map((p) => p.trim().toUpperCase()),
   );
   const machine = {
     cores: os.cpus().length,
@@ -66,6 +67,9 @@ async function main(): Promise<void> {
     }
     if (pairs.has("P3")) {
       rows.push(...(await p3(opts, backend)));
+    }
+    if (pairs.has("AG")) {
+      rows.push(...(await agentPair(opts, backend)));
     }
     if (pairs.has("FIX")) {
       rows.push(...(await fix(opts, backend, process.env.BENCH_FIX_ENV ?? "")));

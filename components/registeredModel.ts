@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import { AgentDeployment } from "../providers/agentDeployment";
 import { ModelDeployment } from "../providers/modelDeployment";
 import { sourceProblem } from "../config/modelSource";
 import { hashSource } from "../providers/modelSource";
@@ -28,6 +29,28 @@ export interface MlflowServingArgs {
   readonly passEnv?: pulumi.Input<pulumi.Input<string>[]>;
 }
 
+/** Deploy mode `agent`: the MLOps agent serves the version behind a stable front URL. */
+export interface AgentServingArgs {
+  readonly mode: "agent";
+  /** The agent's API URL (MlflowAgent.url). */
+  readonly agentUrl: pulumi.Input<string>;
+  /** The agent's API token (secret). */
+  readonly token: pulumi.Input<string>;
+  /** The agent process (MlflowAgent.instance): a restarted agent is asked to serve again. */
+  readonly agentInstance?: pulumi.Input<string>;
+  /** Fixed front port inside the agent's front range; by default the agent picks one. */
+  readonly frontPort?: pulumi.Input<number>;
+  /** The agent's backend start deadline (default 180 s). */
+  readonly startTimeoutSeconds?: pulumi.Input<number>;
+  /** `shared`: the model joins the agent's multi-model worker (no challenger); default dedicated. */
+  readonly backend?: "dedicated" | "shared";
+  /** A second registered version behind the same front with `weight` of the requests. */
+  readonly challenger?: {
+    readonly registered: { readonly version: number } | { readonly alias: string };
+    readonly weight: number;
+  };
+}
+
 /** Connection and serving settings every model has, however its version comes about. */
 interface ModelArgsCommon {
   /** Tracking server URL. */
@@ -39,7 +62,7 @@ interface ModelArgsCommon {
   /** Registered model name. */
   readonly modelName: string;
   /** Serve the version as a REST endpoint on the MLflow host; omit to only register. */
-  readonly serve?: MlflowServingArgs;
+  readonly serve?: MlflowServingArgs | AgentServingArgs;
   /** Request body for the generated commands (default: one row of the model's serving example). */
   readonly sampleInput?: Record<string, unknown>;
 }
@@ -94,23 +117,27 @@ export class RegisteredModel extends pulumi.ComponentResource {
     this.version = version.version;
 
     if (args.serve) {
-      const deployment = new ModelDeployment(
-        `${name}-server`,
-        {
-          mode: args.serve.mode,
-          modelUri: version.modelUri,
-          trackingUri: args.trackingUri,
-          auth: args.auth,
-          host: args.serve.host ?? "127.0.0.1",
-          port: args.serve.port,
-          portRangeStart: args.serve.portRangeStart ?? 5001,
-          mlflowBin: args.serve.mlflowBin,
-          runDir: args.serve.runDir,
-          startTimeoutSeconds: args.serve.startTimeoutSeconds ?? 300,
-          passEnv: args.serve.passEnv ?? [],
-        },
-        { parent: this },
-      );
+      const serve = args.serve;
+      const deployment =
+        serve.mode === "agent"
+          ? agentDeployment(name, args, serve, version, this)
+          : new ModelDeployment(
+              `${name}-server`,
+              {
+                mode: serve.mode,
+                modelUri: version.modelUri,
+                trackingUri: args.trackingUri,
+                auth: args.auth,
+                host: serve.host ?? "127.0.0.1",
+                port: serve.port,
+                portRangeStart: serve.portRangeStart ?? 5001,
+                mlflowBin: serve.mlflowBin,
+                runDir: serve.runDir,
+                startTimeoutSeconds: serve.startTimeoutSeconds ?? 300,
+                passEnv: serve.passEnv ?? [],
+              },
+              { parent: this },
+            );
       this.endpoint = pulumi
         .all([deployment.url, version.modelUri, version.version, version.sampleBody])
         .apply(([url, modelUri, v, body]): EndpointEntry | undefined =>
@@ -135,6 +162,58 @@ export class RegisteredModel extends pulumi.ComponentResource {
       endpoint: this.endpoint,
     });
   }
+}
+
+function agentDeployment(
+  name: string,
+  args: RegisteredModelArgs,
+  serve: AgentServingArgs,
+  version: VersionOutputs,
+  parent: pulumi.Resource,
+): AgentDeployment {
+  if (serve.challenger && !(serve.challenger.weight > 0 && serve.challenger.weight < 1)) {
+    throw new Error(
+      `RegisteredModel ${args.modelName}: challenger.weight must be between 0 and 1, exclusive (got ${serve.challenger.weight})`,
+    );
+  }
+  if (serve.challenger && serve.backend === "shared") {
+    throw new Error(
+      `RegisteredModel ${args.modelName}: a model on the agent's shared backend cannot have a challenger`,
+    );
+  }
+  const challenger = serve.challenger
+    ? new ModelReference(
+        `${name}-challenger`,
+        {
+          trackingUri: args.trackingUri,
+          registryId: args.registryId,
+          auth: args.auth,
+          name: args.modelName,
+          ...("alias" in serve.challenger.registered
+            ? { alias: serve.challenger.registered.alias }
+            : { version: serve.challenger.registered.version }),
+        },
+        { parent },
+      )
+    : undefined;
+  return new AgentDeployment(
+    `${name}-server`,
+    {
+      agentUrl: serve.agentUrl,
+      token: serve.token,
+      modelName: args.modelName,
+      modelUri: version.modelUri,
+      challenger: challenger
+        ? { modelUri: challenger.modelUri, weight: serve.challenger!.weight }
+        : undefined,
+      frontPort: serve.frontPort,
+      sampleInput: args.sampleInput,
+      backend: serve.backend,
+      startTimeoutSeconds: serve.startTimeoutSeconds ?? 180,
+      agentInstance: serve.agentInstance,
+    },
+    { parent },
+  );
 }
 
 /** What serving needs of a version, however it came about. */

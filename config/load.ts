@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import { AGENT_TOKEN_KEY } from "./agentConfig";
 import { parseStackConfig, PasswordConfig, StackConfig } from "./stackConfig";
 
 const PASSWORD_KEY = "model-serving:mlflowPassword";
@@ -20,17 +21,32 @@ function isSecretKey(key: string): boolean {
 }
 
 /** Reads and validates the `model-serving` config of the current stack. */
-export function loadStackConfig(): StackConfig & { mlflowPassword?: pulumi.Output<string> } {
+export function loadStackConfig(): StackConfig & {
+  mlflowPassword?: pulumi.Output<string>;
+  agentToken?: pulumi.Output<string>;
+} {
   const config = new pulumi.Config("model-serving");
   const password = pulumi.runtime.getConfig(PASSWORD_KEY);
   const mlflowPassword: PasswordConfig | undefined =
     password === undefined ? undefined : { value: password, secret: isSecretKey(PASSWORD_KEY) };
+  const token = pulumi.runtime.getConfig(AGENT_TOKEN_KEY);
+  const agentToken: PasswordConfig | undefined =
+    token === undefined ? undefined : { value: token, secret: isSecretKey(AGENT_TOKEN_KEY) };
   const parsed = parseStackConfig(
-    { mlflow: config.getObject("mlflow"), models: config.getObject("models"), mlflowPassword },
+    {
+      mlflow: config.getObject("mlflow"),
+      models: config.getObject("models"),
+      mlflowPassword,
+      agentToken,
+    },
     { projectDir: process.cwd(), stack: pulumi.getStack() },
   );
   for (const notice of parsed.notices) {
     pulumi.log.warn(notice);
   }
-  return { ...parsed, mlflowPassword: config.getSecret("mlflowPassword") };
+  return {
+    ...parsed,
+    mlflowPassword: config.getSecret("mlflowPassword"),
+    agentToken: config.getSecret("agentToken"),
+  };
 }

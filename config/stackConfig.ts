@@ -8,6 +8,14 @@ import {
   defaultEndpointNameIssues,
   type CloudTargetsConfig,
 } from "./cloudTargets";
+import {
+  agentSchema,
+  agentTokenProblem,
+  challengerSchema,
+  resolveAgent,
+  type AgentConfig,
+  type ChallengerConfig,
+} from "./agentConfig";
 import { errorMap, formatIssues, problem, wholeNumber } from "./issues";
 import { mlflowPasswordProblem } from "./mlflowPassword";
 import { sourceProblem } from "./modelSource";
@@ -73,6 +81,8 @@ const mlflowSchema = z
       .optional(),
     dataDir: z.string().min(1).optional(),
     deployMode: z.enum(["local", "remote", "agent"]).default("local"),
+    /** Deploy mode `agent`: the MLOps agent (config/agentConfig.ts). */
+    agent: agentSchema.optional(),
     username: z.string().min(1).optional(),
     password: z
       .never({
@@ -122,12 +132,15 @@ const mlflowSchema = z
         'remote (SSH) MLflow hosts are not available yet; use "local" or "existing"',
       );
     }
-    if (m.deployMode !== "local") {
+    if (m.deployMode === "remote") {
       custom(
         ctx,
         ["deployMode"],
-        `deploy mode "${m.deployMode}" is not available yet; use "local"`,
+        'deploy mode "remote" is not available yet; use "local" or "agent"',
       );
+    }
+    if (m.agent !== undefined && m.deployMode !== "agent") {
+      custom(ctx, ["agent"], 'is only used when deployMode is "agent"', false);
     }
   });
 
@@ -186,6 +199,8 @@ const modelSchema = z
           .strict(),
       ])
       .default({}),
+    /** Deploy mode agent: a second version behind the same front URL (config/agentConfig.ts). */
+    challenger: challengerSchema.optional(),
     /** A request body for the generated curl/Python commands; default: the model's serving example. */
     sampleInput: z.record(z.unknown()).optional(),
     /** Cloud serving targets (sagemaker, azureml): config/cloudTargets.ts. */
@@ -229,11 +244,36 @@ const stackSchema = z
   .superRefine((s, ctx) => {
     const mlflowPort = mlflowListenPort(s.mlflow);
     const fixed = new Map<number, number>();
+    const agent = s.mlflow.deployMode === "agent" ? resolveAgent(s.mlflow.agent) : undefined;
     s.models.forEach((m, i) => {
+      if (m.challenger !== undefined && (agent === undefined || m.serve === false)) {
+        custom(
+          ctx,
+          ["models", i, "challenger"],
+          'needs mlflow.deployMode "agent" and a served model (the agent splits the requests)',
+          false,
+        );
+      }
+      if (m.challenger !== undefined && agent?.backend === "shared") {
+        custom(
+          ctx,
+          ["models", i, "challenger"],
+          'cannot be combined with mlflow.agent.backend "shared" (the multi-model worker serves one version per model)',
+          false,
+        );
+      }
       if (m.serve === false || m.serve.port === undefined) {
         return;
       }
       const p = m.serve.port;
+      const front = agent?.mode === "local" ? agent.frontPorts : undefined;
+      if (front && (p < front.first || p > front.last)) {
+        custom(
+          ctx,
+          ["models", i, "serve", "port"],
+          `must lie inside mlflow.agent.frontPorts ${front.first}-${front.last} (the agent's front ports)`,
+        );
+      }
       if (p === mlflowPort) {
         custom(
           ctx,
@@ -271,6 +311,7 @@ interface ModelCommon {
   serve: ParsedModel["serve"];
   sampleInput?: Record<string, unknown>;
   targets?: CloudTargetsConfig;
+  challenger?: ChallengerConfig;
 }
 
 /** This stack registers a version from `source` (and deletes it on destroy unless kept). */
@@ -298,6 +339,8 @@ export type ModelConfig = RegisterModelConfig | ReferenceModelConfig;
 
 export interface StackConfig {
   mlflow: MlflowConfig & { dataDir: string };
+  /** Deploy mode `agent` only: the agent started here or the one at its url. */
+  agent?: AgentConfig;
   models: ModelConfig[];
   /** Where logs, port locks and the venv live. */
   cacheDir: string;
@@ -344,7 +387,12 @@ export function dataHomeFrom(env: NodeJS.ProcessEnv): string {
  * `model-serving:<key>: <why> (got <value>)`. Secrets are never part of a message.
  */
 export function parseStackConfig(
-  raw: { mlflow?: unknown; models?: unknown; mlflowPassword?: PasswordConfig },
+  raw: {
+    mlflow?: unknown;
+    models?: unknown;
+    mlflowPassword?: PasswordConfig;
+    agentToken?: PasswordConfig;
+  },
   ctx: ConfigContext,
 ): StackConfig {
   const env = ctx.env ?? process.env;
@@ -352,6 +400,11 @@ export function parseStackConfig(
   const parsed = stackSchema.safeParse(input, { errorMap });
   const problems = parsed.success ? [] : formatIssues(parsed.error, input, stackSchema, PREFIX);
   problems.push(...passwordProblems(raw.mlflowPassword));
+  const deployMode = parsed.success ? parsed.data.mlflow.deployMode : "";
+  const tokenProblem = parsed.success ? agentTokenProblem(raw.agentToken, deployMode) : undefined;
+  if (tokenProblem) {
+    problems.push(tokenProblem);
+  }
   if (!parsed.success) {
     throw new Error(`invalid stack configuration:\n  ${problems.join("\n  ")}`);
   }
@@ -368,6 +421,7 @@ export function parseStackConfig(
       serve: m.serve,
       sampleInput: m.sampleInput,
       targets: m.targets,
+      challenger: m.challenger,
     };
     if (m.registered !== undefined) {
       return { ...common, kind: "reference", registered: m.registered as RegistryRef };
@@ -391,7 +445,22 @@ export function parseStackConfig(
   });
   // The local servers rely on POSIX process groups and signals (providers/process/identity.ts).
   const platform = ctx.platform ?? process.platform;
-  const servedHere = resolved.some((m) => m.serve !== false) && mlflow.deployMode === "local";
+  const agent = mlflow.deployMode === "agent" ? resolveAgent(mlflow.agent) : undefined;
+  const servedHere =
+    resolved.some((m) => m.serve !== false) &&
+    (mlflow.deployMode === "local" || agent?.mode === "local");
+  if (agent?.mode === "local" && raw.mlflowPassword !== undefined) {
+    problems.push(
+      problem(
+        PREFIX,
+        ["mlflow", "deployMode"],
+        "the agent started here does not hand MLflow credentials to its model servers yet; " +
+          'use deployMode "local" with mlflowPassword, or an agent of your own (mlflow.agent.url) ' +
+          "whose environment holds MLFLOW_TRACKING_USERNAME/PASSWORD",
+        "agent",
+      ),
+    );
+  }
   if (platform === "win32" && (mlflow.mode === "local" || servedHere)) {
     problems.push(
       problem(
@@ -425,6 +494,7 @@ export function parseStackConfig(
   }
   return {
     mlflow: { ...mlflow, dataDir },
+    agent,
     models: resolved,
     cacheDir,
     mlflowBin: path.join(venv, "bin", "mlflow"),

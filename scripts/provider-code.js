@@ -25,6 +25,8 @@ const ENTRIES = [
   "providers/modelReferenceCore",
   "providers/deployment/core",
   "providers/mlflowServerCore",
+  "providers/agent/serverCore",
+  "providers/agent/deploymentCore",
 ];
 
 function sourceFiles(root) {

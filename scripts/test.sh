@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `npm test`: bootstrap, type-check, the language host's Go tests, then every jest project: unit (pure +
 # mocks), integration (real MLflow servers on loopback), engine end-to-end and faults (the real Pulumi
-# CLI through the Automation API).
+# CLI through the Automation API), with the MLOps agent's pytest suite before them.
 set -euo pipefail
 bash "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -35,4 +35,6 @@ if docker_env="$(bash scripts/dockerd.sh start)"; then
 else
   echo "[test] the private Docker engine did not start; the replay suite reports why (a failure under CI=true)"
 fi
+# The MLOps agent's own tests (agent/tests: real model servers on loopback, ports 35000-35299).
+"$MODEL_SERVING_VENV/bin/python" -m pytest agent/tests -q -p no:cacheprovider
 npx jest --runInBand "$@"

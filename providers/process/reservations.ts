@@ -28,7 +28,7 @@ export interface ServerRecord {
 
 export interface Reservation {
   v: 1;
-  kind: "model-server" | "mlflow-server";
+  kind: "model-server" | "mlflow-server" | "mlops-agent";
   /** The stack resource, `<org>/<project>/<stack>/<resource name>`; "" when unknown (no recovery). */
   owner: string;
   host: string;

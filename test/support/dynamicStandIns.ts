@@ -71,3 +71,13 @@ export function azureMlTrafficModule() {
     AzureMlTraffic: dynamicStandIn("AzureMlTraffic", ["traffic"]),
   };
 }
+
+/** providers/localAgent with LocalAgent swapped for its stand-in. */
+export function localAgentModule() {
+  return { LocalAgent: dynamicStandIn("LocalAgent", ["url", "instance", "pid"]) };
+}
+
+/** providers/agentDeployment with AgentDeployment swapped for its stand-in. */
+export function agentDeploymentModule() {
+  return { AgentDeployment: dynamicStandIn("AgentDeployment", ["url", "pathUrl", "servedPort"]) };
+}

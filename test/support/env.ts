@@ -138,6 +138,35 @@ export function tryReservePort(port: number): boolean {
   return false;
 }
 
+/** `count` consecutive ports in `first`-`last` (default 36000-36999, this suite's range for the
+ * agent's port ranges), each reserved through tryReservePort; `avoid` are never picked. */
+export function reservePortBlock(
+  count: number,
+  avoid: number[] = [],
+  first = 36000,
+  last = 36999,
+): number[] {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const start = first + Math.floor(Math.random() * (last - first + 2 - count));
+    const ports = Array.from({ length: count }, (_, i) => start + i);
+    if (ports.some((p) => avoid.includes(p))) {
+      continue;
+    }
+    const got: number[] = [];
+    for (const p of ports) {
+      if (!tryReservePort(p)) {
+        break;
+      }
+      got.push(p);
+    }
+    if (got.length === count) {
+      return ports;
+    }
+    got.forEach(releaseReservation);
+  }
+  throw new Error(`reservePortBlock: no ${count} consecutive free ports in ${first}-${last}`);
+}
+
 function releaseReservation(port: number): void {
   fs.rmSync(path.join(portLockDir, `${port}.pid`), { force: true });
 }

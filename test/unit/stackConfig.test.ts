@@ -134,9 +134,9 @@ describe("stack config errors name the key and the value", () => {
     ],
     [
       "deploy mode not available yet",
-      { mlflow: { deployMode: "agent" } },
+      { mlflow: { deployMode: "remote" } },
       invalid(
-        'model-serving:mlflow.deployMode: deploy mode "agent" is not available yet; use "local" (got "agent")',
+        'model-serving:mlflow.deployMode: deploy mode "remote" is not available yet; use "local" or "agent" (got "remote")',
       ),
     ],
     [
@@ -193,7 +193,7 @@ describe("stack config errors name the key and the value", () => {
       "unknown key",
       { models: [model({ alias: "champion" })] },
       invalid(
-        "model-serving:models[0].alias: unknown key; expected one of name, source, registered, aliases, tags, description, registration, keepInRegistry, serve, sampleInput, targets",
+        "model-serving:models[0].alias: unknown key; expected one of name, source, registered, aliases, tags, description, registration, keepInRegistry, serve, challenger, sampleInput, targets",
       ),
     ],
     [

@@ -1,0 +1,91 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as path from "path";
+import { LocalAgent } from "../providers/localAgent";
+
+export interface MlflowAgentArgs {
+  /** `local` starts the agent on this machine; `existing` uses the agent at `url` (nothing started). */
+  readonly mode: "local" | "existing";
+  /** The API token (secret config agentToken); kept secret in state. */
+  readonly token: pulumi.Input<string>;
+  /** URL of an existing agent's API (mode `existing`). */
+  readonly url?: pulumi.Input<string>;
+  /** Interface of the agent's API and fronts (default 127.0.0.1). */
+  readonly host?: pulumi.Input<string>;
+  /** The agent's API port (default 5100). */
+  readonly port?: pulumi.Input<number>;
+  /** Each model's own front port comes from here (default 5001-5099). */
+  readonly frontPorts?: pulumi.Input<{ first: number; last: number }>;
+  /** Loopback ports of the model backends (default 15001-15999). */
+  readonly backendPorts?: pulumi.Input<{ first: number; last: number }>;
+  /** uvicorn workers per backend (default: the agent's, the core count). */
+  readonly backendWorkers?: pulumi.Input<number>;
+  /** The agent's deadline for one backend start (default 180 s). */
+  readonly startTimeoutSeconds?: pulumi.Input<number>;
+  /** The venv's python (mode `local`). */
+  readonly python?: pulumi.Input<string>;
+  /** The agent's config, token file, state and logs (mode `local`). */
+  readonly dataDir?: pulumi.Input<string>;
+  /** The MLflow tracking server the agent resolves `models:/` URIs against (mode `local`). */
+  readonly trackingUri?: pulumi.Input<string>;
+}
+
+/** The MLOps agent of deploy mode `agent`: started here (`local`) or one that runs (`existing`). */
+export class MlflowAgent extends pulumi.ComponentResource {
+  /** The agent's API URL. */
+  public readonly url: pulumi.Output<string>;
+  /** The API token, secret. */
+  public readonly token: pulumi.Output<string>;
+  /** The agent process (`<pid>:<start>`; "" for an existing agent): a restarted agent changes it. */
+  public readonly instance: pulumi.Output<string>;
+  /** The agent's backend start deadline (what a deploy through it waits for). */
+  public readonly startTimeoutSeconds: pulumi.Output<number>;
+
+  constructor(name: string, args: MlflowAgentArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("modelserving:mlflow:MlflowAgent", name, {}, opts);
+    if (args.mode !== "local" && args.mode !== "existing") {
+      throw new Error(`MlflowAgent: mode must be "local" or "existing", got "${args.mode}"`);
+    }
+    if (args.mode === "existing" && args.url === undefined) {
+      throw new Error('MlflowAgent: url is required when mode is "existing"');
+    }
+    for (const key of ["python", "dataDir", "trackingUri"] as const) {
+      if (args.mode === "local" && args[key] === undefined) {
+        throw new Error(`MlflowAgent: ${key} is required when mode is "local"`);
+      }
+    }
+    this.token = pulumi.secret(args.token);
+    this.startTimeoutSeconds = pulumi.output(args.startTimeoutSeconds ?? 180);
+    if (args.mode === "local") {
+      const agent = new LocalAgent(
+        `${name}-server`,
+        {
+          python: args.python!,
+          agentDir: path.resolve(__dirname, "..", "agent"),
+          host: args.host ?? "127.0.0.1",
+          port: args.port ?? 5100,
+          frontPorts: args.frontPorts ?? { first: 5001, last: 5099 },
+          backendPorts: args.backendPorts ?? { first: 15001, last: 15999 },
+          backendWorkers: args.backendWorkers,
+          dataDir: args.dataDir!,
+          trackingUri: args.trackingUri!,
+          token: this.token,
+          // Adoption may start every recorded backend again before /health says ok.
+          startTimeoutSeconds: this.startTimeoutSeconds.apply((s) => s + 120),
+          backendStartTimeoutSeconds: this.startTimeoutSeconds,
+        },
+        { parent: this },
+      );
+      this.url = agent.url;
+      this.instance = agent.instance;
+    } else {
+      this.url = pulumi.output(args.url!).apply((u) => u.replace(/\/+$/, ""));
+      this.instance = pulumi.output("");
+    }
+    this.registerOutputs({
+      url: this.url,
+      token: this.token,
+      instance: this.instance,
+      startTimeoutSeconds: this.startTimeoutSeconds,
+    });
+  }
+}

@@ -1,0 +1,224 @@
+import { execFile } from "child_process";
+import * as fs from "fs";
+import * as http from "http";
+import * as path from "path";
+import { promisify } from "util";
+import { isPortFree } from "../../providers/process";
+import {
+  EngineStack,
+  filesContaining,
+  groupsUsing,
+  processGroupAlive,
+  whyEngineCannotRun,
+} from "../support/engineStack";
+import { demoModel, IRIS_ROW, reservePortBlock } from "../support/env";
+
+// Deploy mode `agent` end to end on the real engine: the stack starts MLflow and the MLOps agent here,
+// the agent serves the model behind its stable front URL. A registration bump switches versions under
+// a constant load with zero failed requests; a kill -9 of the agent is repaired by refresh + up on the
+// same URL with the same version (its backend adopted, not restarted); destroy leaves nothing running;
+// the agent token is never in plaintext in the checkpoint, the outputs, the logs or the agent's
+// environment.
+const skip = whyEngineCannotRun();
+if (skip) {
+  console.warn(`skipping the agent engine suite: ${skip}`);
+}
+const describeEngine = skip ? describe.skip : describe;
+const TOKEN = "e2e-agent-token-0f3c9a71b2d84e65";
+
+interface Entry {
+  url: string;
+  version: string;
+  modelUri: string;
+  curl: string;
+}
+
+interface Score {
+  status: number;
+  uri?: string;
+}
+
+function score(url: string): Promise<Score> {
+  return new Promise((resolve) => {
+    const body = JSON.stringify(IRIS_ROW);
+    const req = http.request(
+      url,
+      {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(body) },
+        timeout: 30_000,
+      },
+      (res) => {
+        res.resume();
+        res.on("end", () =>
+          resolve({ status: res.statusCode ?? 0, uri: res.headers["x-model-uri"] as string }),
+        );
+      },
+    );
+    req.on("timeout", () => req.destroy());
+    req.on("error", () => resolve({ status: 0 }));
+    req.end(body);
+  });
+}
+
+/** Scores `url` with `concurrency` clients until `stop()` is called; counts every failure. */
+function loadLoop(url: string, concurrency: number) {
+  let running = true;
+  const results = { ok: 0, failed: 0, uris: new Set<string>(), statuses: [] as number[] };
+  const clients = Array.from({ length: concurrency }, async () => {
+    while (running) {
+      const r = await score(url);
+      if (r.status === 200) {
+        results.ok += 1;
+        if (r.uri) {
+          results.uris.add(r.uri);
+        }
+      } else {
+        results.failed += 1;
+        results.statuses.push(r.status);
+      }
+    }
+  });
+  return {
+    results,
+    stop: async () => {
+      running = false;
+      await Promise.all(clients);
+      return results;
+    },
+  };
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the agent's JSON, checked by the asserts
+type Json = any;
+
+function agentGet(apiUrl: string, path: string): Promise<{ status: number; body: Json }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(`${apiUrl}${path}`, { headers: { Authorization: `Bearer ${TOKEN}` } }, (res) => {
+        let text = "";
+        res.on("data", (d) => (text += d));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
+      })
+      .on("error", reject);
+  });
+}
+
+describeEngine("deploy mode agent on the real engine", () => {
+  let engine: EngineStack;
+  let mlflowPort: number;
+  let agentPort: number;
+  let fronts: number[];
+  let backends: number[];
+
+  beforeAll(async () => {
+    [mlflowPort, agentPort] = reservePortBlock(2, []);
+    fronts = reservePortBlock(3, [mlflowPort, agentPort]);
+    backends = reservePortBlock(6, [mlflowPort, agentPort, ...fronts]);
+    engine = await EngineStack.create({
+      prefix: "agent",
+      mlflow: {
+        port: mlflowPort,
+        deployMode: "agent",
+        agent: {
+          port: agentPort,
+          frontPorts: { first: fronts[0], last: fronts.at(-1) },
+          backendPorts: { first: backends[0], last: backends.at(-1) },
+          backendWorkers: 1,
+          startTimeoutSeconds: 300,
+        },
+      },
+      models: [{ name: "iris", source: demoModel(1.0), sampleInput: IRIS_ROW }],
+    });
+    await engine.stack.setConfig("model-serving:agentToken", { value: TOKEN, secret: true });
+  }, 300_000);
+  afterAll(async () => {
+    await engine?.cleanup();
+  }, 600_000);
+
+  const entry = async (): Promise<Entry> =>
+    ((await engine.stack.outputs()).endpoints.value as Record<string, Entry>).iris;
+  const agentState = () => engine.resource("LocalAgent")!.outputs as Record<string, Json>;
+
+  it("serves, switches under load with zero failures, survives kill -9, and destroys to nothing", async () => {
+    const apiUrl = `http://127.0.0.1:${agentPort}`;
+    // 1. up, then score with the output's own curl command.
+    const t0 = Date.now();
+    await engine.stack.up(engine.opts());
+    const first = await entry();
+    console.log(`agent e2e: first up ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    expect(first).toMatchObject({
+      version: "1",
+      modelUri: "models:/iris/1",
+      url: `http://127.0.0.1:${fronts[0]}/invocations`,
+    });
+    const curl = await promisify(execFile)("bash", ["-c", first.curl], { timeout: 30_000 });
+    expect(JSON.parse(curl.stdout)).toEqual({ predictions: [expect.any(Number)] });
+
+    // 2. A registration bump while a load loop scores the front URL: zero failed requests.
+    await engine.setModels([
+      { name: "iris", source: demoModel(1.0), sampleInput: IRIS_ROW, registration: 2 },
+    ]);
+    const load = loadLoop(first.url, 4);
+    const t1 = Date.now();
+    await engine.stack.up(engine.opts());
+    const switchSeconds = (Date.now() - t1) / 1000;
+    await new Promise((r) => setTimeout(r, 1_000));
+    const results = await load.stop();
+    console.log(
+      `agent e2e: bump up ${switchSeconds.toFixed(1)} s, ${results.ok} requests ok, ` +
+        `${results.failed} failed (${results.statuses.join(",")}), served ${[...results.uris].join(" then ")}`,
+    );
+    expect(results.failed).toBe(0);
+    expect(results.ok).toBeGreaterThan(20);
+    expect([...results.uris].sort()).toEqual(["models:/iris/1", "models:/iris/2"]);
+    const second = await entry();
+    expect(second).toMatchObject({ version: "2", modelUri: "models:/iris/2", url: first.url });
+    const before = await agentGet(apiUrl, "/models/iris");
+    expect(before.body).toMatchObject({ model_uri: "models:/iris/2", status: "serving" });
+
+    // 3. kill -9 the agent: its front goes down; refresh + up brings it back on the same URL with
+    // the same version, the backend adopted (same pid), not restarted.
+    const killed = agentState();
+    process.kill(killed.pid, "SIGKILL");
+    while (processGroupAlive(killed.pgid)) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect((await score(first.url)).status).toBe(0);
+    await engine.stack.refresh(engine.opts());
+    expect(engine.resource("LocalAgent")).toBeUndefined();
+    await engine.stack.up(engine.opts());
+    const revived = agentState();
+    expect(revived.pid).not.toBe(killed.pid);
+    const third = await entry();
+    expect(third).toMatchObject({ version: "2", modelUri: "models:/iris/2", url: first.url });
+    expect(await score(first.url)).toEqual({ status: 200, uri: "models:/iris/2" });
+    const after = await agentGet(apiUrl, "/models/iris");
+    // The backend outlived the agent and was adopted, not started again.
+    expect(after.body.backend.pid).toBe(before.body.backend.pid);
+
+    // 4. The token is nowhere in plaintext: checkpoint files, outputs, engine logs, the agent's argv
+    // and environment, its backends' environment.
+    expect(filesContaining(engine.backend, TOKEN)).toEqual([]);
+    const outputs = await engine.cli(["stack", "output", "--json"]);
+    expect(outputs.code).toBe(0);
+    expect(outputs.stdout).not.toContain(TOKEN);
+    expect(engine.logs.join("\n")).not.toContain(TOKEN);
+    for (const pid of [revived.pid, after.body.backend.pid]) {
+      expect(fs.readFileSync(`/proc/${pid}/environ`, "utf8")).not.toContain(TOKEN);
+      expect(fs.readFileSync(`/proc/${pid}/cmdline`, "utf8")).not.toContain(TOKEN);
+    }
+    const tokenFile = path.join(revived.dataDir, "token");
+    expect(fs.statSync(tokenFile).mode & 0o777).toBe(0o600);
+
+    // 5. destroy: no agent, no backend, no listening port, no token file.
+    await engine.stack.destroy(engine.opts());
+    expect(groupsUsing(engine.cache)).toEqual([]);
+    expect(processGroupAlive(revived.pgid)).toBe(false);
+    expect(processGroupAlive(after.body.backend.pid)).toBe(false);
+    for (const port of [mlflowPort, agentPort, ...fronts, ...backends]) {
+      expect([port, await isPortFree("127.0.0.1", port)]).toEqual([port, true]);
+    }
+    expect(fs.existsSync(tokenFile)).toBe(false);
+  }, 1_500_000);
+});
