@@ -1,6 +1,7 @@
 import type { Client, ClientChannel, ConnectConfig } from "ssh2";
 import { describe, SshConnection } from "./connection";
 import { fingerprintOf, hostKeyAlgorithms, parseHostKeyPin } from "./hostKey";
+import { shQuote } from "./quote";
 
 /**
  * One SSH session over ssh2 (a kept library, not the `ssh` binary): connect with a private key and a
@@ -17,7 +18,8 @@ export interface ExecResult {
 export interface ExecOptions {
   /** Written to the command's stdin, then EOF. How secrets reach a remote command. */
   stdin?: string | Buffer;
-  /** Deadline for the whole command; on expiry the remote process is sent KILL and the call rejects. */
+  /** Deadline for the whole command (default 120 s): on expiry the remote command's process group is
+   * sent TERM, then KILL (withRemoteDeadline), and the call rejects. */
   timeoutMs?: number;
 }
 
@@ -129,46 +131,67 @@ export async function connect(
   return session(client, target);
 }
 
+/**
+ * The remote side enforces the deadline: OpenSSH's sshd does not deliver signal requests to a session
+ * without a terminal, and closing the channel leaves a process that neither reads nor writes running.
+ * GNU `timeout` runs the command in its own process group, sends TERM to the group (sudo relays it to
+ * its command), then KILL 5 s later; it exits 124 when it fired.
+ */
+export function withRemoteDeadline(command: string, timeoutMs: number): string {
+  const seconds = Math.max(1, Math.ceil(timeoutMs / 1000));
+  return `timeout -k 5 ${seconds} sh -c ${shQuote(command)}`;
+}
+
+const TIMEOUT_EXIT = 124;
+
 function session(client: Client, target: string): SshSession {
   const exec = (command: string, options: ExecOptions = {}): Promise<ExecResult> =>
     new Promise((resolve, reject) => {
       const timeoutMs = options.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS;
-      client.exec(command, (err: Error | undefined, stream: ClientChannel) => {
-        if (err) {
-          reject(new SshError(`ssh ${target}: cannot start a command: ${err.message}`, "exec"));
-          return;
-        }
-        const out: Buffer[] = [];
-        const errOut: Buffer[] = [];
-        let settled = false;
-        const timer = setTimeout(() => {
-          settled = true;
-          stream.signal("KILL");
-          stream.close();
-          reject(
-            new SshError(
-              `ssh ${target}: the command did not finish within ${timeoutMs} ms: ${firstWords(command)}`,
-              "timeout",
-            ),
-          );
-        }, timeoutMs);
-        stream.on("data", (d: Buffer) => out.push(d));
-        stream.stderr.on("data", (d: Buffer) => errOut.push(d));
-        stream.on("close", (code: number | null, signal?: string) => {
-          clearTimeout(timer);
-          if (settled) {
+      const started = Date.now();
+      const timedOut = () =>
+        new SshError(
+          `ssh ${target}: the command did not finish within ${timeoutMs} ms: ${firstWords(command)}`,
+          "timeout",
+        );
+      client.exec(
+        withRemoteDeadline(command, timeoutMs),
+        (err: Error | undefined, stream: ClientChannel) => {
+          if (err) {
+            reject(new SshError(`ssh ${target}: cannot start a command: ${err.message}`, "exec"));
             return;
           }
-          settled = true;
-          resolve({
-            code: code ?? null,
-            signal: signal ?? undefined,
-            stdout: Buffer.concat(out).toString("utf8"),
-            stderr: Buffer.concat(errOut).toString("utf8"),
+          const out: Buffer[] = [];
+          const errOut: Buffer[] = [];
+          let settled = false;
+          // A backstop for a host that does not answer at all (the remote deadline did not end it).
+          const timer = setTimeout(() => {
+            settled = true;
+            stream.close();
+            reject(timedOut());
+          }, timeoutMs + 15_000);
+          stream.on("data", (d: Buffer) => out.push(d));
+          stream.stderr.on("data", (d: Buffer) => errOut.push(d));
+          stream.on("close", (code: number | null, signal?: string) => {
+            clearTimeout(timer);
+            if (settled) {
+              return;
+            }
+            settled = true;
+            if (code === TIMEOUT_EXIT && Date.now() - started >= timeoutMs - 50) {
+              reject(timedOut());
+              return;
+            }
+            resolve({
+              code: code ?? null,
+              signal: signal ?? undefined,
+              stdout: Buffer.concat(out).toString("utf8"),
+              stderr: Buffer.concat(errOut).toString("utf8"),
+            });
           });
-        });
-        stream.end(options.stdin ?? "");
-      });
+          stream.end(options.stdin ?? "");
+        },
+      );
     });
   return {
     target,

@@ -1,5 +1,5 @@
 import { execFileSync } from "child_process";
-import { buildCommand, shJoin, shQuote } from "../../../providers/ssh";
+import { buildCommand, shJoin, shQuote, withRemoteDeadline } from "../../../providers/ssh";
 
 /** What `sh` makes of a command line: each argument on its own NUL-terminated record. */
 function shArgs(line: string): string[] {
@@ -105,5 +105,26 @@ describe("buildCommand", () => {
     expect(() => buildCommand("root", { argv: ["a"], env: { "BAD-NAME": "1" } })).toThrow(
       'buildCommand: invalid environment variable name "BAD-NAME"',
     );
+  });
+});
+
+describe("withRemoteDeadline", () => {
+  test("wraps the command in GNU timeout (TERM, then KILL 5 s later), whole seconds rounded up", () => {
+    expect(withRemoteDeadline("sudo -n -- sleep 31", 1500)).toBe(
+      "timeout -k 5 2 sh -c 'sudo -n -- sleep 31'",
+    );
+  });
+
+  test("the wrapped command still gets its stdin and exit code", () => {
+    const line = withRemoteDeadline("cat; exit 7", 5000);
+    let code = 0;
+    let out = "";
+    try {
+      out = execFileSync("sh", ["-c", line], { input: "in", encoding: "utf8" });
+    } catch (err) {
+      code = (err as { status: number }).status;
+      out = (err as { stdout: string }).stdout;
+    }
+    expect({ code, out }).toEqual({ code: 7, out: "in" });
   });
 });
