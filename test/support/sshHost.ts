@@ -6,7 +6,7 @@ import * as path from "path";
 import { promisify } from "util";
 import { SshConnection } from "../../providers/ssh";
 import { dockerCli, dockerEnv, dockerSocket } from "../replay/dockerEnv";
-import { cacheDir, repoRoot, skipReason, tempDir, tryReservePort } from "./env";
+import { repoRoot, skipReason, tempDir, tryReservePort } from "./env";
 
 const run = promisify(execFile);
 
@@ -19,9 +19,9 @@ const run = promisify(execFile);
  * reaches), all from 34000-34999.
  *
  * The host trusts the deploying machine's CA file ($SSL_CERT_FILE, mounted read-only, never copied
- * into the image) so pip and apt reach their registries. A pip cache and apt archive folder under
- * $MODEL_SERVING_CACHE/docker/sshhost/ are mounted so repeated runs download nothing
- * (`cache: "cold"` gives a run empty ones, to measure a first provisioning).
+ * into the image) so pip and apt reach their registries. No pip cache is mounted: on this machine pip's
+ * HTTP cache stayed empty after a full install (it logs "Updating cache" but stores nothing, so the
+ * responses are evidently not cacheable here), so every new host downloads its packages.
  */
 export interface SshTestHost {
   kind: "docker";
@@ -42,7 +42,6 @@ export interface SshTestHost {
 }
 
 const IMAGE_SCRIPT = path.join(repoRoot, "scripts", "sshhost-image.sh");
-const DIR = path.join(cacheDir, "docker", "sshhost");
 const PORT_MIN = 34000;
 const PORT_MAX = 34999;
 
@@ -131,15 +130,13 @@ function setupScript(sshPort: number): string {
     "install -m 0600 -o deploy -g deploy /keys/deploy.pub /home/deploy/.ssh/authorized_keys",
     "install -m 0600 /keys/host /etc/ssh/ssh_host_ed25519_key",
     // pip inside the host trusts the same CA file as everything else there (the mounted one).
-    "printf '[global]\\ncert = /etc/ssl/certs/ca-certificates.crt\\ncache-dir = /var/cache/ms-pip\\n' > /etc/pip.conf",
+    "printf '[global]\\ncert = /etc/ssl/certs/ca-certificates.crt\\n' > /etc/pip.conf",
     "mkdir -p /run/sshd",
     `exec /usr/sbin/sshd -D -e -p ${sshPort} -o PasswordAuthentication=no -o HostKey=/etc/ssh/ssh_host_ed25519_key`,
   ].join("\n");
 }
 
-export async function startSshHost(
-  options: { ports?: number; cache?: "warm" | "cold" } = {},
-): Promise<SshTestHost> {
+export async function startSshHost(options: { ports?: number } = {}): Promise<SshTestHost> {
   const started = Date.now();
   const image = execFileSync("bash", [IMAGE_SCRIPT, "image"], {
     env: { ...process.env, ...dockerEnv() },
@@ -160,13 +157,6 @@ export async function startSshHost(
   fs.copyFileSync(path.join(keys, "host"), path.join(mounted, "host"));
   fs.writeFileSync(path.join(mounted, "root.pub"), `${root.publicKey}\n`);
   fs.writeFileSync(path.join(mounted, "deploy.pub"), `${deploy.publicKey}\n`);
-  const cacheRoot = options.cache === "cold" ? tempDir("sshhost-cold-cache") : DIR;
-  const pipCache = path.join(cacheRoot, "pip-cache");
-  const aptArchives = path.join(cacheRoot, "apt-archives");
-  fs.mkdirSync(path.join(aptArchives, "partial"), { recursive: true });
-  fs.mkdirSync(pipCache, { recursive: true });
-  // The service user (not root) writes the pip cache.
-  fs.chmodSync(pipCache, 0o1777);
   const name = `ms-sshhost-${crypto.randomBytes(4).toString("hex")}`;
   const caFile = process.env.SSL_CERT_FILE ?? "/etc/ssl/certs/ca-certificates.crt";
   const publish = [sshPort, ...ports].flatMap((p) => ["-p", `127.0.0.1:${p}:${p}`]);
@@ -185,10 +175,6 @@ export async function startSshHost(
     `${mounted}:/keys:ro`,
     "-v",
     `${caFile}:/etc/ssl/certs/ca-certificates.crt:ro`,
-    "-v",
-    `${pipCache}:/var/cache/ms-pip`,
-    "-v",
-    `${aptArchives}:/var/cache/apt/archives`,
     image,
     "sh",
     "-c",
@@ -197,9 +183,6 @@ export async function startSshHost(
   const stop = async () => {
     await docker(["rm", "--force", "--volumes", name]).catch(() => undefined);
     fs.rmSync(keys, { recursive: true, force: true });
-    if (options.cache === "cold") {
-      fs.rmSync(cacheRoot, { recursive: true, force: true });
-    }
   };
   try {
     await waitForBanner(sshPort, 30_000);

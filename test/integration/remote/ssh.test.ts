@@ -30,7 +30,7 @@ describeSsh("the SSH layer against a real sshd on the test host", () => {
   beforeAll(async () => {
     host = await startSshHost();
   }, 120_000);
-  afterAll(async () => host?.stop());
+  afterAll(async () => host?.stop(), 60_000);
 
   test("root and the sudo user run commands; sudo -n makes the sudo user root", async () => {
     for (const conn of [host.root, host.sudoUser]) {
