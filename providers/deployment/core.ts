@@ -2,6 +2,7 @@ import { changedKeys, diffByKeys } from "../diffKeys";
 import { isPortFree, portHeldByOwnServer } from "../process";
 import { passEnvProblem } from "../process/env";
 import { localServingHost } from "./localHost";
+import { remoteServingHost } from "./remoteHost";
 import { DeploymentArgs, DeploymentState, DeployMode, ServingHost } from "./types";
 
 /**
@@ -39,8 +40,10 @@ export function servingHostFor(mode: DeployMode): ServingHost {
   switch (mode) {
     case "local":
       return localServingHost();
+    case "remote":
+      return remoteServingHost();
     default:
-      throw new Error(`deployMode: "${mode}" is not available yet; supported: local`);
+      throw new Error(`deployMode: "${mode}" is not available yet; supported: local, remote`);
   }
 }
 
@@ -177,7 +180,8 @@ export async function updateDeployment(
   } catch (err) {
     failure = (err as Error).message;
   }
-  const baseUrl = `http://${news.host}:${port}`;
+  // The URL clients use (for mode remote the public host, not the interface bound there).
+  const baseUrl = olds.baseUrl;
   log(`${news.modelUri} did not start on ${baseUrl}: starting ${olds.modelUri} there again`);
   // The old version with the old state's arguments; if the connection changed too (a rotated
   // password makes the old one fail), once more with the new connection.
