@@ -67,7 +67,7 @@ export function supervisorRunningScript(spec: RemoteServerSpec, supervisor: Supe
   }
   return [
     `pid=$(cat ${shQuote(paths.supervisorPid)} 2>/dev/null || true)`,
-    `if [ -n "$pid" ] && tr '\\0' ' ' < /proc/"$pid"/cmdline 2>/dev/null | grep -qF ${shQuote(paths.supervisor)}; then echo running; else echo stopped; fi`,
+    `if [ -n "$pid" ] && tr '\\0' ' ' 2>/dev/null < /proc/"$pid"/cmdline | grep -qF ${shQuote(paths.supervisor)}; then echo running; else echo stopped; fi`,
   ].join("\n");
 }
 
@@ -141,6 +141,8 @@ function stopProcessScript(spec: RemoteServerSpec): string {
     'if [ -n "$spid" ]; then kill -KILL "-$spid" 2>/dev/null || true; fi',
     // And any process of the service user still listening on the port (a worker that escaped).
     `for p in $(ss -Hltnp 'sport = :${spec.port}' | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); do [ "$(ps -o user= -p "$p")" = ${shQuote(spec.layout.serviceUser)} ] && kill -KILL "$p" 2>/dev/null; done; true`,
+    // KILL is asynchronous: wait (10 s at most) until the port is released.
+    `i=0; while ss -Hltn 'sport = :${spec.port}' | grep -q . && [ $i -lt 20 ]; do sleep 0.5; i=$((i+1)); done`,
     `rm -f ${shQuote(paths.supervisorPid)} ${shQuote(paths.serverPid)}`,
   ].join("\n");
 }

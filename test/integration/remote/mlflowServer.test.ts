@@ -186,7 +186,7 @@ describeSsh("the remote MLflow server on the test host", () => {
       };
       await expect(createRemoteMlflowServer(args)).rejects.toThrow(
         new RegExp(
-          `^MLflow server on deploy@127\\.0\\.0\\.1:${host.sshPort} did not answer /health on port ${args.port} within 10 s \\(last status 000\\); last log lines:\\n[\\s\\S]*/opt/ms-unprovisioned/venv/bin/mlflow: not found`,
+          `^MLflow server on deploy@127\\.0\\.0\\.1:${host.sshPort} did not answer /health on port ${args.port} within 10 s \\(last status 000\\); last log lines:\\n[\\s\\S]*/opt/ms-unprovisioned/venv/bin/mlflow': No such file or directory`,
         ),
       );
       expect(

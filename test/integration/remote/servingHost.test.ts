@@ -109,7 +109,10 @@ describeSsh("deploy mode remote on the test host", () => {
         state = (await createDeployment(args)).outs;
         process.stderr.write(`remote model server up in ${Date.now() - t} ms\n`);
         expect(state.url).toBe(`http://127.0.0.1:${host.ports[1]}/invocations`);
-        expect(await postJson(state.url, IRIS_ROW)).toEqual({ predictions: [0] });
+        expect(await postJson(state.url, IRIS_ROW)).toEqual({
+          status: 200,
+          body: { predictions: [0] },
+        });
         expect(await readDeployment(state)).toEqual(state);
         const ps = await host.inspect(`ps -o user=,args= -p ${state.pid}`);
         expect(ps.stdout).toMatch(
@@ -130,7 +133,10 @@ describeSsh("deploy mode remote on the test host", () => {
         expect(v2State.url).toBe(state.url);
         expect(v2State.pid).not.toBe(state.pid);
         state = v2State;
-        expect(await postJson(state.url, IRIS_ROW)).toEqual({ predictions: expect.any(Array) });
+        expect(await postJson(state.url, IRIS_ROW)).toEqual({
+          status: 200,
+          body: { predictions: [expect.any(Number)] },
+        });
 
         // A version that cannot start: v2 serves there again, the error has the remote log's last lines.
         let failure: Error & { properties?: DeploymentState } = new Error("no failure");
