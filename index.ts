@@ -1,8 +1,10 @@
 import * as pulumi from "@pulumi/pulumi";
 import type * as cloudServing from "./components/cloudServing";
+import type * as standalone from "./components/standaloneScorer";
 import { EndpointEntry } from "./components/endpoint";
 import { MlflowServer } from "./components/mlflowServer";
 import { RegisteredModel } from "./components/registeredModel";
+import { sampleRequestBody } from "./components/sampleInput";
 import { loadStackConfig } from "./config/load";
 
 // config (validated before anything is declared) -> MLflow host -> one RegisteredModel per model
@@ -56,11 +58,16 @@ const models = cfg.models.map((m) => {
       });
 });
 
-// Endpoint entries: `<model>` for the MLflow host, `<model>/<target>` for each cloud target.
+// Endpoint entries: `<model>` for the MLflow host, `<model>/<target>` for each other target.
 const entries: Record<string, pulumi.Output<EndpointEntry | undefined>> = {};
 cfg.models.forEach((m, i) => {
   entries[m.name] = models[i].endpoint;
-  if (m.targets) {
+  const { docker, ...cloudTargets } = m.targets ?? {};
+  const sample = {
+    sampleInput: m.sampleInput,
+    source: m.kind === "register" ? m.source : undefined,
+  };
+  if (Object.keys(cloudTargets).length > 0) {
     // Only stacks with cloud targets load the AWS/Azure SDKs.
     const { CloudServing } = require("./components/cloudServing") as typeof cloudServing;
     const cloud = new CloudServing(`${m.name}-cloud`, {
@@ -69,17 +76,32 @@ cfg.models.forEach((m, i) => {
       trackingUri: mlflow.trackingUri,
       auth: mlflow.auth,
       mlflowBin: cfg.mlflowBin,
-      targets: m.targets,
+      targets: cloudTargets,
+      ...sample,
     });
-    for (const target of Object.keys(m.targets)) {
+    for (const target of Object.keys(cloudTargets)) {
       entries[`${m.name}/${target}`] = cloud.endpoints.apply((e) => e[target]);
     }
+  }
+  if (docker) {
+    // Only stacks with a Docker target load the Docker SDK.
+    const { StandaloneScorer } = require("./components/standaloneScorer") as typeof standalone;
+    const scorer = new StandaloneScorer(`${m.name}-docker`, {
+      modelName: m.name,
+      modelVersion: models[i].version,
+      trackingUri: mlflow.trackingUri,
+      auth: mlflow.auth,
+      mlflowBin: cfg.mlflowBin,
+      docker,
+      sampleBody: sampleRequestBody(sample.source ?? "", sample.sampleInput),
+    });
+    entries[`${m.name}/docker`] = scorer.endpoint;
   }
 });
 
 export const mlflowTrackingUri = mlflow.trackingUri;
 
-/** `<model>` (MLflow host) or `<model>/<target>` (sagemaker, azureml) -> how to score it. */
+/** `<model>` (MLflow host) or `<model>/<target>` (sagemaker, azureml, docker) -> how to score it. */
 export const endpoints: pulumi.Output<Record<string, EndpointEntry>> = pulumi
   .all(entries)
   .apply(

@@ -1,4 +1,3 @@
-import * as crypto from "crypto";
 import * as applicationinsights from "@pulumi/azure-native/applicationinsights";
 import * as authorization from "@pulumi/azure-native/authorization";
 import * as keyvault from "@pulumi/azure-native/keyvault";
@@ -10,8 +9,23 @@ import * as storage from "@pulumi/azure-native/storage";
 import * as pulumi from "@pulumi/pulumi";
 import { AzureMlTraffic } from "../providers/azureMlTraffic";
 import type { CloudEndpointEntry } from "./endpoint";
+import {
+  endpointSpecHash,
+  environmentVersionFor,
+  isoDuration,
+  nonEmpty,
+  workspaceResourceNames,
+} from "./cloud/azureMlNames";
+import { UniqueSuffix } from "./cloud/uniqueSuffix";
 import { EMPTY_SAMPLE } from "./sampleInput";
 import { azureMlSnippets, type AzureMlSnippetAuth } from "./snippets/azureml";
+
+export {
+  endpointSpecHash,
+  environmentVersionFor,
+  isoDuration,
+  workspaceResourceNames,
+} from "./cloud/azureMlNames";
 
 /** The endpoints output entry of an Azure ML target: the common keys plus per-deployment commands. */
 export interface AzureMlEndpointEntry extends CloudEndpointEntry {
@@ -175,81 +189,6 @@ export function validateAzureMlEndpointArgs(name: string, args: AzureMlEndpointA
       }
     }
   }
-}
-
-/** ISO 8601 duration for a millisecond count, as Azure ML expects (PT5S, PT0.5S). */
-export function isoDuration(ms: number): string {
-  return `PT${ms / 1000}S`;
-}
-
-/**
- * Names of the resources a created workspace needs. Key vaults (90 days) and workspaces (14 days)
- * stay soft-deleted after a destroy and keep their names, so the suffix covers the project and stack
- * (two stacks never collide) and `generation` (raise it for a destroy-then-up without a purge).
- */
-export function workspaceResourceNames(p: {
-  project: string;
-  stack: string;
-  workspaceName: string;
-  endpointName: string;
-  generation?: number;
-}): { storageAccount: string; keyVault: string } {
-  const base = p.workspaceName
-    .toLowerCase()
-    .replace(/[^a-z0-9]/g, "")
-    .slice(0, 12);
-  const suffix = shortHash(
-    p.project,
-    p.stack,
-    p.workspaceName,
-    p.endpointName,
-    String(p.generation ?? 0),
-  );
-  return { storageAccount: `${base}st${suffix}`, keyVault: `${base}-kv-${suffix}` };
-}
-
-/** The image digest as a short label (for descriptions; versions are auto-named, see below). */
-export function environmentVersionFor(imageUri: string): string {
-  const digest = /@sha256:([0-9a-f]{64})$/.exec(imageUri);
-  if (!digest) {
-    throw new Error(
-      `AzureMlEndpoint: imageUri must be pinned by digest (repo@sha256:...), got ${JSON.stringify(imageUri)}`,
-    );
-  }
-  return `sha256-${digest[1].slice(0, 16)}`;
-}
-
-/**
- * What the endpoint's own PUT sends (the OnlineEndpoint resource's inputs). Any such PUT resets the
- * traffic split, so the traffic resource re-applies it whenever this hash changes.
- */
-export function endpointSpecHash(spec: {
-  endpointName: string;
-  location: string;
-  authMode: string;
-  description: string;
-  identity: { type: string; userAssignedIdentities?: string[] };
-  tags?: Record<string, string>;
-}): string {
-  return crypto.createHash("sha256").update(stableJson(spec)).digest("hex").slice(0, 16);
-}
-
-/** JSON with object keys sorted at every level, so equal specs hash equally. */
-function stableJson(v: unknown): string {
-  if (Array.isArray(v)) {
-    return `[${v.map(stableJson).join(",")}]`;
-  }
-  if (v !== null && typeof v === "object") {
-    const entries = Object.entries(v as Record<string, unknown>)
-      .filter(([, x]) => x !== undefined)
-      .sort(([a], [b]) => a.localeCompare(b));
-    return `{${entries.map(([k, x]) => `${JSON.stringify(k)}:${stableJson(x)}`).join(",")}}`;
-  }
-  return JSON.stringify(v);
-}
-
-function shortHash(...parts: string[]): string {
-  return crypto.createHash("sha256").update(parts.join("\0")).digest("hex").slice(0, 8);
 }
 
 /**
@@ -419,24 +358,34 @@ export class AzureMlEndpoint extends pulumi.ComponentResource {
     };
     const rs = args.requestSettings ?? {};
     const deployments = args.deployments.map((d) => {
+      const envProperties = {
+        image: d.imageUri,
+        osType: "Linux",
+        inferenceConfig: SCORER_ROUTES,
+        description: pulumi.interpolate`scorer image for model version ${d.modelVersion}`,
+      };
+      // Versions cannot be deleted (only archived) and are immutable, so each set of properties gets
+      // a version of its own that no earlier creation used: the image's digest plus a suffix drawn
+      // when the properties change. A version derived from the digest alone would already exist
+      // after a rollback to an earlier image or a destroy-then-up, and its creation would fail.
+      const suffix = new UniqueSuffix(
+        `${name}-${d.name}-env-suffix`,
+        { keepers: pulumi.output(envProperties).apply((p) => JSON.stringify(p)) },
+        { parent: this },
+      );
       const env = new ml.EnvironmentVersion(
         `${name}-${d.name}-env`,
         {
           resourceGroupName: rg,
           workspaceName,
           name: `${endpointName}-${d.name}`,
-          // No version: the provider auto-names it afresh at each creation. Versions cannot be
-          // deleted (only archived), so a version derived from the digest would already exist
-          // after a rollback to an earlier image or a destroy-then-up, and its creation would fail.
-          properties: {
-            image: d.imageUri,
-            osType: "Linux",
-            inferenceConfig: SCORER_ROUTES,
-            description: pulumi.interpolate`scorer image ${pulumi.output(d.imageUri).apply(environmentVersionFor)} for model version ${d.modelVersion}`,
-          },
+          version: pulumi
+            .all([d.imageUri, suffix.suffix])
+            .apply(([uri, s]) => environmentVersionFor(uri, s)),
+          properties: envProperties,
         },
-        // Versions are immutable: a new image is a new version (replace), the old one is kept.
-        { parent: this, retainOnDelete: true, replaceOnChanges: ["properties"] },
+        // A new version replaces the old one, which is kept in the workspace.
+        { parent: this, retainOnDelete: true },
       );
       const instanceCount = d.instanceCount ?? args.instanceCount ?? 1;
       const deployment = new ml.OnlineDeployment(
@@ -453,7 +402,8 @@ export class AzureMlEndpoint extends pulumi.ComponentResource {
             environmentId: env.id,
             instanceType: d.instanceType ?? args.instanceType ?? "Standard_DS3_v2",
             appInsightsEnabled: true,
-            environmentVariables: { ...args.environment, ...d.environment },
+            // Unset when empty, so deployments without variables see no change.
+            environmentVariables: nonEmpty({ ...args.environment, ...d.environment }),
             scaleSettings: { scaleType: "Default" },
             livenessProbe: probe,
             readinessProbe: probe,

@@ -5,7 +5,7 @@ import type { MlflowAuth } from "../providers/mlflow/connection";
 import { AzureMlEndpoint } from "./azureMlEndpoint";
 import { azureMlArgsFromConfig, sageMakerArgsFromConfig } from "./cloudTargets";
 import type { CloudEndpointEntry } from "./endpoint";
-import { sampleRequestBody } from "./sampleInput";
+import { EMPTY_SAMPLE, sampleRequestBody } from "./sampleInput";
 import { ScorerImage } from "./scorerImage";
 import { SageMakerEndpoint } from "./sagemakerEndpoint";
 
@@ -51,9 +51,11 @@ export function cloudSampleBody(
   args: Pick<CloudServingArgs, "sampleInput" | "source">,
   contextDir: pulumi.Input<string>,
 ): pulumi.Output<unknown> {
-  if (args.sampleInput || args.source) {
-    return pulumi.output(sampleRequestBody(args.source ?? "", args.sampleInput));
+  const configured = sampleRequestBody(args.source ?? "", args.sampleInput);
+  if (configured !== EMPTY_SAMPLE) {
+    return pulumi.output(configured);
   }
+  // A URI source, or a folder without an example: the downloaded model may still carry one.
   return pulumi.output(contextDir).apply((dir) => sampleRequestBody(path.join(dir, "model")));
 }
 

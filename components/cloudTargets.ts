@@ -65,6 +65,7 @@ export function azureMlArgsFromConfig(
     location: t.location,
     workspaceName: t.workspaceName,
     createWorkspace: t.createWorkspace,
+    workspaceGeneration: t.workspaceGeneration,
     registryId: wiring.registryId,
     modelName: wiring.modelName,
     endpointName: t.endpointName,

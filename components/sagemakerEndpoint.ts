@@ -8,8 +8,12 @@ import {
   type BlueGreenPolicy,
 } from "../config/cloudTargets";
 import type { CloudEndpointEntry } from "./endpoint";
+import { sageMakerExecutionPolicy } from "./cloud/sagemakerPolicy";
+import { SageMakerVariantGuard } from "./cloud/sagemakerVariantGuard";
 import { EMPTY_SAMPLE } from "./sampleInput";
 import { sageMakerInvocationUrl, sageMakerSnippets } from "./snippets/sagemaker";
+
+export { sageMakerExecutionPolicy, type ExecutionPolicyInput } from "./cloud/sagemakerPolicy";
 
 /** The one production variant's name; blue/green updates need it unchanged across configurations. */
 export const VARIANT_NAME = "AllTraffic";
@@ -215,96 +219,6 @@ export function sageMakerContainerEnvironment(
   };
 }
 
-export interface ExecutionPolicyInput {
-  partition: string;
-  region: string;
-  accountId: string;
-  endpointName: string;
-  ecrRepositoryArn: string;
-  dataCaptureS3Uri?: string;
-  /** Names of the auto-rollback alarms SageMaker must read during a blue/green update. */
-  rollbackAlarmNames?: string[];
-  /** The model runs in a VPC: SageMaker creates network interfaces with this role. */
-  vpc?: boolean;
-  kmsKeyArn?: string;
-}
-
-/** The created role's only policy: pull this image, write this endpoint's logs, write captured data. */
-export function sageMakerExecutionPolicy(p: ExecutionPolicyInput): string {
-  const logGroup = `arn:${p.partition}:logs:${p.region}:${p.accountId}:log-group:/aws/sagemaker/Endpoints/${p.endpointName}`;
-  const statements: object[] = [
-    {
-      Sid: "PullScorerImage",
-      Effect: "Allow",
-      Action: [
-        "ecr:BatchCheckLayerAvailability",
-        "ecr:BatchGetImage",
-        "ecr:GetDownloadUrlForLayer",
-      ],
-      Resource: p.ecrRepositoryArn,
-    },
-    { Sid: "EcrLogin", Effect: "Allow", Action: "ecr:GetAuthorizationToken", Resource: "*" },
-    {
-      Sid: "EndpointLogs",
-      Effect: "Allow",
-      Action: [
-        "logs:CreateLogGroup",
-        "logs:CreateLogStream",
-        "logs:DescribeLogStreams",
-        "logs:PutLogEvents",
-      ],
-      Resource: [logGroup, `${logGroup}:log-stream:*`],
-    },
-  ];
-  if (p.dataCaptureS3Uri) {
-    const bucketAndPrefix = p.dataCaptureS3Uri.replace(/^s3:\/\//, "").replace(/\/+$/, "");
-    statements.push({
-      Sid: "DataCapture",
-      Effect: "Allow",
-      Action: "s3:PutObject",
-      Resource: `arn:${p.partition}:s3:::${bucketAndPrefix}/*`,
-    });
-  }
-  if (p.rollbackAlarmNames && p.rollbackAlarmNames.length > 0) {
-    statements.push({
-      Sid: "ReadRollbackAlarms",
-      Effect: "Allow",
-      Action: "cloudwatch:DescribeAlarms",
-      Resource: p.rollbackAlarmNames.map(
-        (n) => `arn:${p.partition}:cloudwatch:${p.region}:${p.accountId}:alarm:${n}`,
-      ),
-    });
-  }
-  if (p.vpc) {
-    // SageMaker's documented set for models in a VPC; these actions take no resource scoping.
-    statements.push({
-      Sid: "VpcNetworkInterfaces",
-      Effect: "Allow",
-      Action: [
-        "ec2:CreateNetworkInterface",
-        "ec2:CreateNetworkInterfacePermission",
-        "ec2:DeleteNetworkInterface",
-        "ec2:DeleteNetworkInterfacePermission",
-        "ec2:DescribeDhcpOptions",
-        "ec2:DescribeNetworkInterfaces",
-        "ec2:DescribeSecurityGroups",
-        "ec2:DescribeSubnets",
-        "ec2:DescribeVpcs",
-      ],
-      Resource: "*",
-    });
-  }
-  if (p.kmsKeyArn) {
-    statements.push({
-      Sid: "VolumeKey",
-      Effect: "Allow",
-      Action: ["kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"],
-      Resource: p.kmsKeyArn,
-    });
-  }
-  return JSON.stringify({ Version: "2012-10-17", Statement: statements });
-}
-
 /**
  * A SageMaker real-time or serverless endpoint serving the scorer image. A new image creates a new
  * Model and EndpointConfiguration (auto-named, so they are replaced) and updates the Endpoint in place
@@ -432,6 +346,18 @@ export class SageMakerEndpoint extends pulumi.ComponentResource {
       roleArn = role.arn;
       dependsOn.push(policy);
     }
+
+    // Refuses an instance-type change of an autoscaled variant before anything is created for it.
+    const guard = new SageMakerVariantGuard(
+      `${name}-guard`,
+      {
+        endpointName,
+        instanceType: args.serverless ? "serverless" : (args.instanceType ?? "ml.m5.large"),
+        autoscaled: args.autoscaling !== undefined,
+      },
+      { parent: this },
+    );
+    dependsOn.push(guard);
 
     const model = new aws.sagemaker.Model(
       `${name}-model`,

@@ -51,6 +51,11 @@ export interface ScorerImageArgs {
   readonly keepImages?: number;
   /** ACR only: the registry to push to. */
   readonly acr?: AcrRegistryArgs;
+  /**
+   * Stage of scorer/Dockerfile to build: "sagemaker" (runs as root, SageMaker's container contract)
+   * or "standalone" (uid 10001); default "sagemaker" for ECR, "standalone" for ACR.
+   */
+  readonly target?: "sagemaker" | "standalone";
   /** Target platform of the build; default linux/amd64 (SageMaker and AzureML run amd64). */
   readonly platform?: pulumi.Input<string>;
   /** Folder with the scorer build files; default the project's scorer/. */
@@ -78,6 +83,12 @@ export function validateScorerImageArgs(name: string, args: ScorerImageArgs): vo
   if (!REPOSITORY_NAME.test(repositoryName)) {
     throw new Error(
       `ScorerImage: repositoryName must be lowercase letters, digits and . _ - / separators, got ${JSON.stringify(repositoryName)}`,
+    );
+  }
+  const target = args.target as string | undefined;
+  if (target !== undefined && target !== "sagemaker" && target !== "standalone") {
+    throw new Error(
+      `ScorerImage: target must be "sagemaker" or "standalone", got ${JSON.stringify(target)}`,
     );
   }
   if (
@@ -308,6 +319,9 @@ export class ScorerImage extends pulumi.ComponentResource {
           context: exported.contextDir,
           dockerfile: pulumi.interpolate`${exported.contextDir}/Dockerfile`,
           platform: args.platform ?? "linux/amd64",
+          target: args.target ?? (args.registry === "ecr" ? "sagemaker" : "standalone"),
+          // scorer/Dockerfile mounts a build secret (RUN --mount): BuildKit only.
+          builderVersion: "BuilderBuildKit",
         },
         registry,
       },

@@ -6,7 +6,7 @@ import type { MlflowAuth } from "../providers/mlflow/connection";
 import { hashScorerFiles, ModelExport } from "../providers/modelExport";
 import type { EndpointEntry } from "./endpoint";
 import { standaloneInvocationsUrl, standaloneSnippets } from "./snippets/standalone";
-import { parseStandaloneDocker, type StandaloneDockerConfig } from "./standaloneScorerConfig";
+import { parseStandaloneDocker, type StandaloneDockerConfig } from "../config/standaloneTargets";
 
 /** The scorer image's container port (SageMaker's and Azure ML's contract; scorer/Dockerfile). */
 export const SCORER_CONTAINER_PORT = 8080;
@@ -33,7 +33,7 @@ export interface StandaloneScorerArgs {
   readonly auth?: pulumi.Input<MlflowAuth | undefined>;
   /** Path of the `mlflow` executable (the project's venv). */
   readonly mlflowBin: pulumi.Input<string>;
-  /** The Docker host and container settings (components/standaloneScorerConfig.ts), validated here. */
+  /** The Docker host and container settings (config/standaloneTargets.ts), validated here. */
   readonly docker: StandaloneDockerConfig;
   /** Request body of the generated snippets. */
   readonly sampleBody: unknown;
@@ -56,7 +56,12 @@ export function scorerUrlHost(cfg: StandaloneDockerConfig): string {
 }
 
 /** The container's environment as Docker's KEY=VALUE list: the SCORER_* settings, then `env`. */
-export function scorerEnvs(cfg: StandaloneDockerConfig): string[] {
+export function scorerEnvs(
+  cfg: Pick<
+    StandaloneDockerConfig,
+    "workers" | "keepAliveSeconds" | "maxBodyBytes" | "timeoutSeconds" | "env"
+  >,
+): string[] {
   const settings: [string, number | undefined][] = [
     ["SCORER_WORKERS", cfg.workers],
     ["SCORER_KEEP_ALIVE_SECONDS", cfg.keepAliveSeconds],

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { standaloneDockerSchema } from "./standaloneTargets";
 import { errorMap, formatIssues, wholeNumber } from "./issues";
 
 /**
@@ -23,6 +24,8 @@ export const REPOSITORY_NAME = /^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*\/)*[a-z0-9]+(?:
 export const ENV_VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** The scorer's request timeout variable (scorer/serve.py); SageMaker cuts invocations at 60 s. */
 export const SCORER_TIMEOUT_VARIABLE = "MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT";
+/** Every name scorer/serve.py reads the timeout from (the newer one wins when both are set). */
+export const SCORER_TIMEOUT_VARIABLES = ["SCORER_TIMEOUT_SECONDS", SCORER_TIMEOUT_VARIABLE];
 export const SAGEMAKER_INVOCATION_TIMEOUT_SECONDS = 60;
 /** Default scorer timeout on SageMaker: below the 60 s invocation limit, so the scorer answers first. */
 export const SAGEMAKER_DEFAULT_SCORER_TIMEOUT_SECONDS = 55;
@@ -127,20 +130,21 @@ export function blueGreenIssues(bg: BlueGreenPolicy): TargetIssue[] {
 
 /** The scorer timeout must let the scorer answer before SageMaker cuts the invocation at 60 s. */
 export function sageMakerEnvironmentIssues(env: Record<string, string> | undefined): TargetIssue[] {
-  const timeout = env?.[SCORER_TIMEOUT_VARIABLE];
-  if (timeout === undefined) {
-    return [];
-  }
-  const seconds = Number(timeout);
-  if (!/^\d+$/.test(timeout) || seconds < 1 || seconds >= SAGEMAKER_INVOCATION_TIMEOUT_SECONDS) {
-    return [
-      {
-        path: [SCORER_TIMEOUT_VARIABLE],
+  const issues: TargetIssue[] = [];
+  for (const name of SCORER_TIMEOUT_VARIABLES) {
+    const timeout = env?.[name];
+    if (timeout === undefined) {
+      continue;
+    }
+    const seconds = Number(timeout);
+    if (!/^\d+$/.test(timeout) || seconds < 1 || seconds >= SAGEMAKER_INVOCATION_TIMEOUT_SECONDS) {
+      issues.push({
+        path: [name],
         message: `must be whole seconds from 1 to ${SAGEMAKER_INVOCATION_TIMEOUT_SECONDS - 1} (SageMaker ends an invocation at ${SAGEMAKER_INVOCATION_TIMEOUT_SECONDS}s), got ${JSON.stringify(timeout)}`,
-      },
-    ];
+      });
+    }
   }
-  return [];
+  return issues;
 }
 
 export const sageMakerTargetSchema = z
@@ -284,6 +288,8 @@ export const azureMlTargetSchema = z
       .string()
       .regex(/^[a-zA-Z0-9][a-zA-Z0-9_-]{2,32}$/, "must be 3-33 letters, digits, _ or -"),
     createWorkspace: z.boolean().optional(),
+    /** Raise for new key vault and storage names of a created workspace (destroy-then-up, no purge). */
+    workspaceGeneration: wholeNumber(0).optional(),
     endpointName: z.string().regex(AZUREML_NAME, AZUREML_NAME_RULE).optional(),
     repositoryName: repositoryNameSchema.optional(),
     registry: z
@@ -372,6 +378,8 @@ export const cloudTargetsSchema = z
   .object({
     sagemaker: sageMakerTargetSchema.optional(),
     azureml: azureMlTargetSchema.optional(),
+    /** A scorer container on a Docker host (config/standaloneTargets.ts). */
+    docker: standaloneDockerSchema.optional(),
   })
   .strict();
 

@@ -12,8 +12,13 @@
  *   (the endpoint's own inputs changed, and its PUT may have reset traffic) -> update.
  * - read: the endpoint's real traffic; a missing endpoint is reported as gone.
  * - delete: sets all traffic to 0 so the deployments can be deleted after it; a missing endpoint is fine.
- * - token: AZURE_ACCESS_TOKEN from the environment, else `az account get-access-token`, read inside
- *   each method; never an input, never in outputs.
+ * - token: AZURE_ACCESS_TOKEN from the environment, else @azure/identity's DefaultAzureCredential
+ *   (service principal, workload or managed identity, az login), asked for before every request so it
+ *   is refreshed; never an input, never in outputs.
+ * - every call: a deadline per request, retries on 408/429/5xx and network errors (Retry-After, else
+ *   exponential backoff); the PUT's long-running operation is followed by Azure-AsyncOperation or
+ *   Location. Not the ARM SDK: @azure/arm-machinelearning 2.1.1, the newest on npm, pins api-version 2022-10-01,
+ *   whose read-modify-write PUT would drop what newer versions hold (e.g. the AADToken auth mode).
  * Provider methods run in another process: every module is required inside the functions below.
  */
 import * as pulumi from "@pulumi/pulumi";
@@ -85,42 +90,135 @@ export function buildTrafficPutBody(
   return body;
 }
 
-/** How the token is obtained: the env var, else this az command. */
-export function tokenSource(
-  env: Record<string, string | undefined>,
-): { token: string } | { file: string; args: string[] } {
-  if (env.AZURE_ACCESS_TOKEN) {
-    return { token: env.AZURE_ACCESS_TOKEN };
-  }
-  return {
-    file: "az",
-    args: [
-      "account",
-      "get-access-token",
-      "--resource",
-      "https://management.azure.com/",
-      "--query",
-      "accessToken",
-      "--output",
-      "tsv",
-    ],
-  };
+/** What @azure/identity's credentials offer (TokenCredential), so tests can inject their own. */
+export interface TokenCredentialLike {
+  getToken(scopes: string | string[]): Promise<{ token: string } | null>;
 }
 
-export async function getArmToken(): Promise<string> {
-  const childProcess: typeof import("child_process") = require("child_process");
-  const source = tokenSource(process.env);
-  if ("token" in source) {
-    return source.token;
+/** How the ARM calls run: token source, per-request deadline, retries. */
+export interface ArmCallOptions {
+  /** Default: AZURE_ACCESS_TOKEN if set, else @azure/identity's DefaultAzureCredential. */
+  credential?: TokenCredentialLike;
+  /** Deadline of one HTTP request; default 60 s. */
+  requestTimeoutMs?: number;
+  /** Attempts per call on throttling (429), 408, 5xx and network errors; default 5. */
+  attempts?: number;
+  /** First backoff when ARM sends no Retry-After (doubling, at most 60 s); default 2 s. */
+  backoffMs?: number;
+}
+
+/** The token scope of an ARM endpoint (public or sovereign cloud). */
+export function armScope(armEndpoint: string): string {
+  return `${armEndpoint.replace(/\/+$/, "")}/.default`;
+}
+
+/**
+ * The credential the provider uses: a fixed AZURE_ACCESS_TOKEN (CI), else DefaultAzureCredential
+ * (environment service principal, workload identity, managed identity, az/azd CLI login), which
+ * caches tokens and refreshes them before they expire.
+ */
+export function defaultCredential(env: Record<string, string | undefined>): TokenCredentialLike {
+  const fixed = env.AZURE_ACCESS_TOKEN;
+  if (fixed) {
+    return { getToken: async () => ({ token: fixed }) };
   }
+  const identity: typeof import("@azure/identity") = require("@azure/identity");
+  return new identity.DefaultAzureCredential();
+}
+
+/** A token for `scope`, asked for before every request (the credential refreshes it). */
+export async function armToken(credential: TokenCredentialLike, scope: string): Promise<string> {
+  let token: string | undefined;
   try {
-    return childProcess
-      .execFileSync(source.file, source.args, { encoding: "utf8", timeout: 60_000 })
-      .trim();
+    token = (await credential.getToken(scope))?.token;
   } catch (err) {
     throw new Error(
-      `AzureMlTraffic: no ARM token: set AZURE_ACCESS_TOKEN or log in with az (${(err as Error).message.split("\n")[0]})`,
+      `AzureMlTraffic: no ARM token for ${scope}: log in with az, or set AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET or AZURE_ACCESS_TOKEN (${String((err as Error).message).split("\n")[0]})`,
     );
+  }
+  if (!token) {
+    throw new Error(`AzureMlTraffic: no ARM token for ${scope}: the credential returned none`);
+  }
+  return token;
+}
+
+/** Whether an ARM answer is worth another attempt. */
+export function retryableStatus(status: number): boolean {
+  return status === 408 || status === 429 || status >= 500;
+}
+
+/** How long to wait before attempt `attempt + 1`: ARM's Retry-After, else exponential backoff. */
+export function retryDelayMs(
+  retryAfter: string | undefined,
+  attempt: number,
+  backoffMs: number,
+  now = Date.now(),
+): number {
+  if (retryAfter !== undefined && retryAfter !== "") {
+    const seconds = Number(retryAfter);
+    if (Number.isFinite(seconds)) {
+      return Math.min(Math.max(seconds, 0) * 1000, 60_000);
+    }
+    const at = Date.parse(retryAfter);
+    if (Number.isFinite(at)) {
+      return Math.min(Math.max(at - now, 0), 60_000);
+    }
+  }
+  return Math.min(backoffMs * 2 ** (attempt - 1), 60_000);
+}
+
+interface ArmResponse {
+  status: number;
+  data: any; // eslint-disable-line @typescript-eslint/no-explicit-any -- ARM JSON
+  headers: Record<string, string | undefined>;
+}
+
+/** One ARM call with a fresh token, a deadline per request and retries on transient failures. */
+export async function armCall(
+  method: "GET" | "PUT",
+  url: string,
+  what: string,
+  options: ArmCallOptions & { scope: string },
+  body?: unknown,
+): Promise<ArmResponse> {
+  const axios: typeof import("axios").default = require("axios");
+  const credential = options.credential ?? defaultCredential(process.env);
+  const attempts = options.attempts ?? 5;
+  const backoffMs = options.backoffMs ?? 2000;
+  let last = "";
+  for (let attempt = 1; ; attempt++) {
+    const token = await armToken(credential, options.scope);
+    let retryAfter: string | undefined;
+    try {
+      const res = await axios.request({
+        method,
+        url,
+        data: body,
+        headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+        timeout: options.requestTimeoutMs ?? 60_000,
+        validateStatus: () => true,
+      });
+      const headers = Object.fromEntries(
+        Object.entries(res.headers).map(([k, v]) => [
+          k.toLowerCase(),
+          v === undefined ? v : String(v),
+        ]),
+      );
+      if (!retryableStatus(res.status)) {
+        return { status: res.status, data: res.data, headers };
+      }
+      last = `${res.status}`;
+      retryAfter = headers["retry-after"];
+    } catch (err) {
+      const e = err as { code?: string; message?: string };
+      last = e.code ?? String(e.message);
+    }
+    if (attempt >= attempts) {
+      throw new Error(
+        `AzureMlTraffic: ${method} ${what} failed after ${attempts} attempts (last: ${last})`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, retryDelayMs(retryAfter, attempt, backoffMs)));
   }
 }
 
@@ -153,68 +251,77 @@ export function diffTraffic(
   return { changes: changed, replaces, deleteBeforeReplace: false };
 }
 
-/** GET, PUT with the new traffic, follow the async operation. Returns the traffic ARM reports. */
+/**
+ * GET, PUT with the new traffic, follow the long-running operation (Azure-AsyncOperation, else
+ * Location) until it ends, then GET. Returns the traffic ARM reports.
+ */
 export async function applyTraffic(
   i: AzureMlTrafficInputs,
   traffic: Record<string, number>,
   deadlineMs = 30 * 60 * 1000,
   pollMs = 10_000,
+  options: ArmCallOptions = {},
 ): Promise<Record<string, number>> {
-  const axios: typeof import("axios").default = require("axios");
-  const headers = {
-    Authorization: `Bearer ${await getArmToken()}`,
-    "Content-Type": "application/json",
-  };
+  const call = { ...options, scope: armScope(i.armEndpoint) };
+  const id = endpointArmId(i);
   const url = endpointUrl(i);
-  const current = await axios.get(url, { headers, validateStatus: () => true });
+  const current = await armCall("GET", url, id, call);
   if (current.status !== 200) {
     throw new Error(
-      `AzureMlTraffic: GET ${endpointArmId(i)} returned ${current.status}: ${JSON.stringify(current.data).slice(0, 300)}`,
+      `AzureMlTraffic: GET ${id} returned ${current.status}: ${JSON.stringify(current.data).slice(0, 300)}`,
     );
   }
-  const put = await axios.put(url, buildTrafficPutBody(current.data, traffic), {
-    headers,
-    validateStatus: () => true,
-  });
+  const put = await armCall("PUT", url, id, call, buildTrafficPutBody(current.data, traffic));
   if (![200, 201, 202].includes(put.status)) {
     throw new Error(
-      `AzureMlTraffic: PUT ${endpointArmId(i)} returned ${put.status}: ${JSON.stringify(put.data).slice(0, 300)}`,
+      `AzureMlTraffic: PUT ${id} returned ${put.status}: ${JSON.stringify(put.data).slice(0, 300)}`,
     );
   }
-  const operation = put.headers["azure-asyncoperation"] as string | undefined;
+  const asyncOperation = put.headers["azure-asyncoperation"];
+  const location = put.headers["location"];
   const started = Date.now();
-  while (operation) {
-    const status = await axios.get(operation, { headers, validateStatus: () => true });
-    const state = String(status.data?.status ?? "");
-    if (state === "Succeeded") {
-      break;
-    }
-    if (["Failed", "Canceled"].includes(state)) {
-      throw new Error(
-        `AzureMlTraffic: setting traffic on ${i.endpointName} ${state}: ${JSON.stringify(status.data?.error ?? status.data).slice(0, 300)}`,
-      );
-    }
+  let poll = put;
+  while (asyncOperation || (location && poll.status === 202)) {
     if (Date.now() - started > deadlineMs) {
       throw Object.assign(
         new Error(
           `AzureMlTraffic: setting traffic on ${i.endpointName} did not finish within ${deadlineMs / 1000}s`,
         ),
         {
-          id: endpointArmId(i),
-          properties: { ...i, endpointId: endpointArmId(i) },
+          id,
+          properties: { ...i, endpointId: id },
           reasons: ["traffic update still running"],
         },
       );
     }
-    // ARM says how long to wait (Retry-After, seconds); otherwise pollMs.
-    const retryAfter = Number(status.headers["retry-after"]);
-    const wait =
-      Number.isFinite(retryAfter) && status.headers["retry-after"] !== undefined
-        ? retryAfter * 1000
-        : pollMs;
-    await new Promise((resolve) => setTimeout(resolve, wait));
+    // ARM's Retry-After of the last answer; without one, poll at once the first time, then every pollMs.
+    const retryAfter = poll.headers["retry-after"];
+    if (retryAfter !== undefined || poll !== put) {
+      await new Promise((resolve) => setTimeout(resolve, retryDelayMs(retryAfter, 1, pollMs)));
+    }
+    poll = await armCall(
+      "GET",
+      (asyncOperation ?? location)!,
+      `operation of ${i.endpointName}`,
+      call,
+    );
+    if (asyncOperation) {
+      const state = String(poll.data?.status ?? "");
+      if (state === "Succeeded") {
+        break;
+      }
+      if (["Failed", "Canceled"].includes(state)) {
+        throw new Error(
+          `AzureMlTraffic: setting traffic on ${i.endpointName} ${state}: ${JSON.stringify(poll.data?.error ?? poll.data).slice(0, 300)}`,
+        );
+      }
+    } else if (poll.status !== 202 && poll.status >= 300) {
+      throw new Error(
+        `AzureMlTraffic: setting traffic on ${i.endpointName} failed: ${poll.status} ${JSON.stringify(poll.data).slice(0, 300)}`,
+      );
+    }
   }
-  const after = await axios.get(url, { headers, validateStatus: () => true });
+  const after = await armCall("GET", url, id, call);
   return (after.data?.properties?.traffic as Record<string, number>) ?? {};
 }
 
@@ -244,10 +351,10 @@ export const trafficProvider: pulumi.dynamic.ResourceProvider<
     return { outs: { ...news, endpointId: endpointArmId(news) } };
   },
   async read(id, props) {
-    const axios: typeof import("axios").default = require("axios");
     const olds = props as AzureMlTrafficOutputs;
-    const headers = { Authorization: `Bearer ${await getArmToken()}` };
-    const res = await axios.get(endpointUrl(olds), { headers, validateStatus: () => true });
+    const res = await armCall("GET", endpointUrl(olds), endpointArmId(olds), {
+      scope: armScope(olds.armEndpoint),
+    });
     if (res.status === 404) {
       return {};
     }
@@ -257,9 +364,9 @@ export const trafficProvider: pulumi.dynamic.ResourceProvider<
     return { id, props: { ...olds, traffic: res.data?.properties?.traffic ?? {} } };
   },
   async delete(_id, props) {
-    const axios: typeof import("axios").default = require("axios");
-    const headers = { Authorization: `Bearer ${await getArmToken()}` };
-    const res = await axios.get(endpointUrl(props), { headers, validateStatus: () => true });
+    const res = await armCall("GET", endpointUrl(props), endpointArmId(props), {
+      scope: armScope(props.armEndpoint),
+    });
     if (res.status === 404) {
       return;
     }

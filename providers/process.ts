@@ -213,10 +213,30 @@ export async function waitForHttpOk(
 
 function tail(file: string, lines = 15): string {
   try {
-    return fs.readFileSync(file, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
+    return logExcerpt(fs.readFileSync(file, "utf8"), lines);
   } catch {
     return "(no log)";
   }
+}
+
+/** A Python exception line, e.g. `ModuleNotFoundError: No module named 'x'`. */
+const EXCEPTION_LINE = /^\s*([A-Za-z_][\w.]*(Error|Exception)|SystemExit|KeyboardInterrupt)(: |$)/;
+
+/**
+ * The last `lines` lines of a server log, and before them the last Python exception line when it
+ * scrolled out of them: a model server whose workers fail to boot logs the cause (say a
+ * ModuleNotFoundError) and then a screenful of its own shutdown.
+ */
+export function logExcerpt(text: string, lines = 15): string {
+  const all = text.trimEnd().split("\n");
+  const last = all.slice(-lines);
+  const cause = all
+    .slice(0, -lines)
+    .reverse()
+    .find((l) => EXCEPTION_LINE.test(l));
+  return cause === undefined || last.some((l) => l.trim() === cause.trim())
+    ? last.join("\n")
+    : [cause.trim(), "...", ...last].join("\n");
 }
 
 export function sleep(ms: number): Promise<void> {

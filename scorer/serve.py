@@ -4,10 +4,11 @@ Usage:
   serve.py serve     listen on $HOST:$PORT (0.0.0.0:8080): GET /ping (and /health), POST /invocations
   serve.py ping      exit 0 when the local server answers GET /ping with 200 (container health check)
   serve.py check     load the model once and exit (the Dockerfile runs this at build time)
-  serve.py prepare MODEL_DIR OUT_DIR
+  serve.py prepare MODEL_DIR OUT_DIR [STACK_REQUIREMENTS]
                      build time, before anything is installed (standard library only): checks that this
-                     Python satisfies the model's python_env.yaml and writes OUT_DIR/build-requirements.txt
-                     and OUT_DIR/model-requirements.txt (the model's requirements without its mlflow pin)
+                     Python satisfies the model's python_env.yaml and writes OUT_DIR/build-requirements.txt,
+                     OUT_DIR/model-requirements.txt (the model's requirements without its mlflow pin) and
+                     OUT_DIR/stack-requirements.txt (the image's pins without the packages the model names)
 
 Scoring is MLflow's own server (mlflow.pyfunc.scoring_server): JSON with dataframe_split,
 dataframe_records, instances or inputs; text/csv; a malformed body gets 400, an unsupported content type
@@ -252,7 +253,13 @@ def python_mismatch(required, have=sys.version_info) -> str:
     )
 
 
-def prepare(model_dir: str, out_dir: str) -> int:
+def stack_requirements(stack: str, model: list) -> list:
+    """The image's own pinned lines, without the packages the model's requirements name (its pins win)."""
+    named = {_requirement_name(line) for line in model} - {None}
+    return [line for line in stack.splitlines() if _requirement_name(line) not in named]
+
+
+def prepare(model_dir: str, out_dir: str, stack_file: str = "") -> int:
     env_file = os.path.join(model_dir, "python_env.yaml")
     env = {"python": None, "build_dependencies": []}
     if os.path.isfile(env_file):
@@ -272,6 +279,11 @@ def prepare(model_dir: str, out_dir: str) -> int:
         f.write("".join(f"{d}\n" for d in env["build_dependencies"]))
     with open(os.path.join(out_dir, "model-requirements.txt"), "w") as f:
         f.write("".join(f"{r}\n" for r in requirements))
+    if stack_file:
+        with open(stack_file) as f:
+            stack = stack_requirements(f.read(), requirements)
+        with open(os.path.join(out_dir, "stack-requirements.txt"), "w") as f:
+            f.write("".join(f"{r}\n" for r in stack))
     print(f"scorer image: Python {sys.version.split()[0]} ok for python {env['python'] or '(any)'}")
     return 0
 
@@ -290,10 +302,10 @@ def ping(settings: Settings) -> int:
 def main(argv) -> int:
     command = argv[1] if len(argv) > 1 else "serve"
     if command == "prepare":
-        if len(argv) != 4:
-            print("usage: serve.py prepare MODEL_DIR OUT_DIR", file=sys.stderr)
+        if len(argv) not in (4, 5):
+            print("usage: serve.py prepare MODEL_DIR OUT_DIR [STACK_REQUIREMENTS]", file=sys.stderr)
             return 2
-        return prepare(argv[2], argv[3])
+        return prepare(argv[2], argv[3], argv[4] if len(argv) > 4 else "")
     if command not in ("serve", "check", "ping"):
         print(f"unknown command {command!r}: use serve, ping, check or prepare", file=sys.stderr)
         return 2

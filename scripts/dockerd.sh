@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A private Docker engine for the tests (and for trying the standalone scorer by hand), kept under
 # $MODEL_SERVING_CACHE/docker so it never touches a system Docker:
-#   dockerd.sh start    install docker.io + debootstrap if missing, start dockerd (idempotent), make
+#   dockerd.sh start    install docker.io, debootstrap (and etcd-server for the Kubernetes replay) if
+#                       missing, start dockerd (idempotent), make
 #                       the local base image (idempotent); prints the `env` lines last
 #   dockerd.sh stop     stop the dockerd that `start` started (by its pidfile), nothing else
 #   dockerd.sh status   exit 0 when our dockerd answers, 1 otherwise
@@ -49,6 +50,8 @@ install_missing() {
   command -v dockerd >/dev/null || need+=(docker.io)
   [ -x "$CLI" ] || need+=(docker.io)
   command -v debootstrap >/dev/null || need+=(debootstrap)
+  # The Kubernetes replay (test/replay/kubeEnv.ts) runs kube-apiserver against Debian's etcd.
+  command -v etcd >/dev/null || need+=(etcd-server)
   if [ "${#need[@]}" -gt 0 ]; then
     log "installing ${need[*]} (apt-get)"
     apt-get update -qq

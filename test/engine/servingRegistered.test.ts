@@ -85,6 +85,15 @@ describeEngine("serving what the registry holds, following an alias", () => {
     const again = await engine.stack.up(engine.opts());
     expect(again.summary.resourceChanges).not.toHaveProperty("update");
 
+    // A bad release: the alias moves to a version that cannot load. The up fails with the server's own
+    // last lines, and the old version serves on the same URL meanwhile.
+    const broken = await mlflowPython<{ version: string }>(uri, "register-broken", "fraud");
+    await mlflowPython(uri, "alias", "fraud", "champion", broken.version);
+    const failed = await engine.cli(["up", "--refresh", "--yes", "--skip-preview"]);
+    expect(failed.code).not.toBe(0);
+    expect(failed.stdout + failed.stderr).toContain("model_serving_no_such_module");
+    expect(await scoreWithCurl(second)).toEqual({ predictions: [2] });
+
     // A plain up (no refresh) follows the alias too: the reference's diff resolves it again.
     await mlflowPython(uri, "alias", "fraud", "champion", "1");
     const movedBack = await registrySnapshot(uri, "fraud");
@@ -95,6 +104,8 @@ describeEngine("serving what the registry holds, following an alias", () => {
 
     await engine.stack.destroy(engine.opts());
     expect(await registrySnapshot(uri, "fraud")).toEqual(movedBack);
-    expect(movedBack.versions).toEqual(found.versions);
+    // Nothing the stack did added or removed a version: the two it found and the bad release.
+    expect(movedBack.versions.map((v) => v.version)).toEqual(["1", "2", broken.version]);
+    expect(movedBack.versions.slice(0, 2)).toEqual(found.versions);
   }, 900_000);
 });

@@ -211,7 +211,7 @@ describeEngine("bad input on a stack that is up", () => {
       op: "up",
       model: { sorce: "/tmp" },
       expected:
-        "model-serving:models[0].sorce: unknown key; expected one of name, source, aliases, tags, description, registration, keepInRegistry, serve, sampleInput, targets",
+        "model-serving:models[0].sorce: unknown key; expected one of name, source, registered, aliases, tags, description, registration, keepInRegistry, serve, sampleInput, targets",
     },
     {
       name: "password as plain config",

@@ -10,7 +10,7 @@ import {
 import { DeploymentArgs } from "../../providers/deployment/types";
 import { MlflowServerState, startMlflowServer } from "../../providers/mlflowServerCore";
 import { createModelVersion } from "../../providers/modelVersionCore";
-import { hashSource } from "../../providers/modelSource";
+import { versionArgs } from "../support/versionArgs";
 import { isPortFree } from "../../providers/process";
 import {
   demoModel,
@@ -35,18 +35,9 @@ async function register(trackingUri: string, regularization: number, registratio
 }
 
 async function registerSource(trackingUri: string, name: string, source: string, registration = 1) {
-  const { outs } = await createModelVersion({
-    trackingUri,
-    name,
-    source,
-    sourceHash: hashSource(source),
-    aliases: [],
-    tags: {},
-    description: "",
-    registration,
-    experimentName: "model-serving",
-    readyTimeoutSeconds: 60,
-  });
+  const { outs } = await createModelVersion(
+    versionArgs(trackingUri, name, source, { registration }),
+  );
   return outs.modelUri;
 }
 

@@ -26,17 +26,19 @@ function stackConfig(file: string): Record<string, unknown> {
 }
 
 describeReal("example stack files", () => {
-  it.each(["Pulumi.dev.yaml", "Pulumi.sagemaker.yaml", "Pulumi.azureml.yaml"])(
-    "%s is valid",
-    (file) => {
-      const config = stackConfig(file);
-      const parsed = parseStackConfig(
-        { mlflow: config["model-serving:mlflow"], models: config["model-serving:models"] },
-        { projectDir: repoRoot, stack: file.split(".")[1] },
-      );
-      expect(parsed.models.map((m) => m.name)).toEqual(["iris"]);
-    },
-  );
+  it.each([
+    "Pulumi.dev.yaml",
+    "Pulumi.sagemaker.yaml",
+    "Pulumi.azureml.yaml",
+    "Pulumi.docker.yaml",
+  ])("%s is valid", (file) => {
+    const config = stackConfig(file);
+    const parsed = parseStackConfig(
+      { mlflow: config["model-serving:mlflow"], models: config["model-serving:models"] },
+      { projectDir: repoRoot, stack: file.split(".")[1] },
+    );
+    expect(parsed.models.map((m) => m.name)).toEqual(["iris"]);
+  });
 
   it("dev is the embedded local case: iris with alias champion, served", () => {
     const config = stackConfig("Pulumi.dev.yaml");

@@ -14,8 +14,9 @@ import {
 } from "../../providers/modelVersionCore";
 import { createMlflowClient } from "../../providers/mlflow/client";
 import * as registry from "../../providers/mlflow/registry";
-import { hashSource } from "../../providers/modelSource";
 import { demoModel, missingMlflow, skipReason } from "../support/env";
+import { hashSource } from "../../providers/modelSource";
+import { versionArgs } from "../support/versionArgs";
 import { startTestServer, stopTestServer } from "../support/mlflowServer";
 import { mlflowPython, Registered, registrySnapshot } from "../support/registryClient";
 
@@ -62,7 +63,7 @@ describeReal("serving what MLflow's own client registered", () => {
     const refreshed = await readModelReference(created.outs);
     expect(refreshed).toMatchObject({ resolvedVersion: "2", modelUri: "models:/fraud/2" });
     const updated = await updateModelReference(created.outs, args);
-    expect(updated.resolvedVersion).toBe("2");
+    expect(updated.resolvedVersion).toBe(v2.version);
 
     await mlflowPython(uri, "alias", "fraud", "champion", "1");
     const after = await registrySnapshot(uri, "fraud");
@@ -92,19 +93,8 @@ describeReal("serving what MLflow's own client registered", () => {
   }, 120_000);
 
   describe("URI sources", () => {
-    const sourceArgs = (name: string, source: string): ModelVersionArgs => ({
-      trackingUri: uri,
-      owner: `model-serving/test/${name}`,
-      name,
-      source,
-      sourceHash: hashSource(source),
-      aliases: [],
-      tags: {},
-      description: "",
-      registration: 1,
-      experimentName: "model-serving",
-      readyTimeoutSeconds: 60,
-    });
+    const sourceArgs = (name: string, source: string): ModelVersionArgs =>
+      versionArgs(uri, name, source, { owner: `model-serving/test/${name}` });
 
     it("models:/name@alias registers the version the alias names, and again when it moves", async () => {
       const args = await checkModelVersion(

@@ -247,6 +247,27 @@ maybe("scorer serve.py prepare (build time, before anything is installed)", () =
     execFileSync(python, ["-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"]),
   ).trim();
 
+  test("the image's own pins yield to the model's: a package the model names is left to its pin", () => {
+    const dir = modelDir(here, "mlflow==3.17.2\nPandas==2.2.3\nscikit-learn==1.5.2\n");
+    const stack = path.join(dir, "stack.txt");
+    fs.writeFileSync(stack, "# ours\nmlflow-skinny==3.17.2\nnumpy==2.4.6\npandas==3.1.1\n");
+    try {
+      const execResult = execFileSync(python, [
+        serve,
+        "prepare",
+        dir,
+        path.join(dir, "out"),
+        stack,
+      ]);
+      expect(String(execResult)).toContain("ok");
+      expect(fs.readFileSync(path.join(dir, "out/stack-requirements.txt"), "utf8")).toBe(
+        "# ours\nmlflow-skinny==3.17.2\nnumpy==2.4.6\n",
+      );
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test("the model's mlflow / mlflow-skinny pins are dropped, every other line kept as written", () => {
     const dir = modelDir(
       `${here.split(".").slice(0, 2).join(".")}.99`,
@@ -332,4 +353,82 @@ maybe("scorer serve.py prepare (build time, before anything is installed)", () =
       );
     }
   });
+});
+
+maybe("scorer serve.py scoring timeout", () => {
+  let tmp: string;
+  let server: ChildProcess | undefined;
+  let logs = "";
+
+  afterAll(async () => {
+    if (server && server.exitCode === null) {
+      const exited = new Promise((r) => server!.once("exit", r));
+      server.kill("SIGTERM");
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+      if (server.exitCode === null) {
+        server.kill("SIGKILL");
+      }
+    }
+    if (tmp) {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  }, 30_000);
+
+  test("a prediction slower than SCORER_TIMEOUT_SECONDS ends as 504, in about that time", async () => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "scorer-timeout-"));
+    const python = path.join(venv!, "bin/python");
+    const model = path.join(tmp, "slow");
+    execFileSync(
+      python,
+      [
+        "-c",
+        [
+          "import sys, time, mlflow.pyfunc",
+          "class Slow(mlflow.pyfunc.PythonModel):",
+          "    def predict(self, context, model_input, params=None):",
+          "        time.sleep(5)",
+          "        return [0] * len(model_input)",
+          "mlflow.pyfunc.save_model(sys.argv[1], python_model=Slow())",
+        ].join("\n"),
+        model,
+      ],
+      { stdio: "pipe" },
+    );
+    const port = await freePort();
+    server = spawn(python, [path.join(ROOT, "scorer/serve.py"), "serve"], {
+      env: {
+        ...process.env,
+        MODEL_PATH: model,
+        HOST: "127.0.0.1",
+        PORT: String(port),
+        SCORER_WORKERS: "1",
+        SCORER_TIMEOUT_SECONDS: "1",
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    server.stdout!.on("data", (d) => (logs += d));
+    server.stderr!.on("data", (d) => (logs += d));
+    const base = `http://127.0.0.1:${port}`;
+    const deadline = Date.now() + 120_000;
+    while (
+      (await fetch(`${base}/ping`).then(
+        (r) => r.status,
+        () => 0,
+      )) !== 200
+    ) {
+      if (server.exitCode !== null || Date.now() > deadline) {
+        throw new Error(`serve.py did not come up:\n${logs}`);
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const started = Date.now();
+    const res = await fetch(`${base}/invocations`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ dataframe_split: { columns: ["x"], data: [[1]] } }),
+    });
+    const seconds = (Date.now() - started) / 1000;
+    expect(res.status).toBe(504);
+    expect(seconds).toBeLessThan(4); // the timeout (1 s), not the 5 s prediction
+  }, 180_000);
 });

@@ -25,6 +25,7 @@ import {
 import { startTestServer, stopTestServer } from "../support/mlflowServer";
 import { mockRecorder, value } from "../support/mockRecorder";
 import { dockerCli, dockerEnv, dockerMissingReason, scorerBaseImage } from "./dockerEnv";
+import { OTHER_MLFLOW_VERSION, otherMlflowModel } from "./otherMlflowModel";
 import {
   buildArgv,
   containerLogs,
@@ -41,17 +42,19 @@ jest.mock("../../providers/modelExport", () =>
 );
 
 const { record, settle, one } = mockRecorder();
-let exported: ModelExportOutputs | undefined;
+/** The real build contexts, by registered model name: what the ModelExport stand-in answers with. */
+const realExports: Record<string, ModelExportOutputs> = {};
 pulumi.runtime.setMocks(
   {
     newResource(args) {
       record(args);
       const state: Record<string, any> = { ...args.inputs };
       if (args.type === "pulumi-nodejs:dynamic/modelserving:ModelExport") {
+        const real = realExports[args.inputs.modelName];
         Object.assign(state, {
-          contextDir: exported!.contextDir,
-          contextHash: exported!.contextHash,
-          modelUri: exported!.modelUri,
+          contextDir: real.contextDir,
+          contextHash: real.contextHash,
+          modelUri: real.modelUri,
         });
       }
       if (args.type === "docker:index/remoteImage:RemoteImage") {
@@ -119,15 +122,13 @@ describeReal("StandaloneScorer replayed on a real Docker engine", () => {
   const images: string[] = [];
   const timings: Record<string, number> = {};
 
-  beforeAll(async () => {
-    tmp = tempDir("replay-docker");
-    server = await startTestServer();
-    const source = demoModel(1.0);
+  /** Registers `source` as version 1 of `name` on the test server and exports it for real. */
+  async function registerAndExport(name: string, source: string): Promise<void> {
     await createModelVersion({
-      trackingUri: server.trackingUri,
-      registryId: `local:${server.dataDir}`,
-      owner: "model-serving/test/replay-docker",
-      name: "iris",
+      trackingUri: server!.trackingUri,
+      registryId: `local:${server!.dataDir}`,
+      owner: `model-serving/test/replay-${name}`,
+      name,
       source,
       sourceHash: hashSource(source),
       aliases: ["champion"],
@@ -137,15 +138,21 @@ describeReal("StandaloneScorer replayed on a real Docker engine", () => {
       experimentName: "model-serving",
       readyTimeoutSeconds: 60,
     });
-    exported = await materializeContext({
-      modelName: "iris",
+    realExports[name] = await materializeContext({
+      modelName: name,
       modelVersion: "1",
-      trackingUri: server.trackingUri,
+      trackingUri: server!.trackingUri,
       mlflowBin,
       scorerDir: path.join(ROOT, "scorer"),
       scorerHash: hashScorerFiles(path.join(ROOT, "scorer")),
       contextRoot: path.join(tmp, "contexts"),
     });
+  }
+
+  beforeAll(async () => {
+    tmp = tempDir("replay-docker");
+    server = await startTestServer();
+    await registerAndExport("iris", demoModel(1.0));
 
     const caBundle = process.env.SSL_CERT_FILE;
     const scorer = new StandaloneScorer("iris-replay", {
@@ -346,4 +353,55 @@ describeReal("StandaloneScorer replayed on a real Docker engine", () => {
     });
     expect(await res.json()).toEqual({ predictions: [0, 1, 2] });
   }, 600_000);
+
+  test(
+    `a model logged with MLflow ${OTHER_MLFLOW_VERSION} builds and serves (its mlflow pin dropped)`,
+    async () => {
+      const source = otherMlflowModel();
+      expect(fs.readFileSync(path.join(source, "requirements.txt"), "utf8")).toMatch(
+        new RegExp(`^mlflow==${OTHER_MLFLOW_VERSION.replace(/\./g, "\\.")}$`, "m"),
+      );
+      await registerAndExport("iris-old-mlflow", source);
+      const old = new StandaloneScorer("iris-old", {
+        modelName: "iris-old-mlflow",
+        modelVersion: "1",
+        trackingUri: server!.trackingUri,
+        mlflowBin,
+        sampleBody: SAMPLE,
+        docker: {
+          port: await replayPort(),
+          containerName: `modelserving-replay-old-${process.pid}`,
+          baseImage: scorerBaseImage(),
+          ...(process.env.SSL_CERT_FILE
+            ? { caBundleFile: process.env.SSL_CERT_FILE, buildxBuilder: "default" }
+            : {}),
+        },
+      });
+      const oldEndpoint = (await value(old.endpoint)) as typeof endpoint;
+      await settle();
+      const oldImage = one("iris-old", "docker:index/remoteImage:RemoteImage").inputs;
+      const oldContainer = one("iris-old", "docker:index/container:Container").inputs;
+      images.push(oldImage.name);
+      const t = Date.now();
+      const built = await replayImage(oldImage);
+      process.stderr.write(
+        `replay: MLflow ${OTHER_MLFLOW_VERSION} model image built in ${(Date.now() - t) / 1000}s\n`,
+      );
+      // The model's own pins are installed; the MLflow that serves it is the image's.
+      const { stdout: versions } = await docker([
+        "run",
+        "--rm",
+        "--entrypoint",
+        "python",
+        built.imageId,
+        "-c",
+        "import sklearn, pandas, mlflow; print(sklearn.__version__, pandas.__version__, mlflow.__version__)",
+      ]);
+      expect(versions.trim()).toBe("1.5.2 2.2.3 3.17.2");
+      started.push(oldContainer.name);
+      await replayContainer({ ...oldContainer, image: built.imageId });
+      expect(JSON.parse((await bash(oldEndpoint.curl)).stdout)).toEqual({ predictions: [0, 1, 2] });
+    },
+    15 * 60_000,
+  );
 });

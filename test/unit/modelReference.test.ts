@@ -7,6 +7,7 @@ import {
 } from "../../providers/modelReferenceCore";
 import { checkModelVersion, ModelVersionArgs } from "../../providers/modelVersionCore";
 import { hashSource } from "../../providers/modelSource";
+import { versionArgs } from "../support/versionArgs";
 
 // Resolution rules and diffs that need no server (the real registry: test/integration/registeredModels).
 
@@ -85,18 +86,8 @@ describe("ModelReference diff", () => {
 });
 
 describe("URI sources in check()", () => {
-  const args = (source: string, trackingUri = "http://127.0.0.1:9"): ModelVersionArgs => ({
-    trackingUri,
-    name: "fraud-prod",
-    source,
-    sourceHash: hashSource(source),
-    aliases: [],
-    tags: {},
-    description: "",
-    registration: 1,
-    experimentName: "model-serving",
-    readyTimeoutSeconds: 60,
-  });
+  const args = (source: string, trackingUri = "http://127.0.0.1:9"): ModelVersionArgs =>
+    versionArgs(trackingUri, "fraud-prod", source);
 
   it("keeps a local directory's and a storage URI's hash as the program computed it", async () => {
     const s3 = args("s3://bucket/model");

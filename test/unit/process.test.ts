@@ -10,6 +10,7 @@ import {
   isPortFree,
   isSameProcessAlive,
   killProcessGroup,
+  logExcerpt,
   ProcessHandle,
   reservePort,
   spawnDetached,
@@ -363,5 +364,33 @@ describe("process identity off Linux (ps/lsof through an injected exec)", () => 
     expect(viaPs?.pgid).toBe(viaProc?.pgid);
     expect(viaPs?.start).toMatch(/^\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4}$/);
     expect(processProbe("darwin").info(spawnSync("true").pid!)).toBeUndefined();
+  });
+});
+
+describe("the log lines a failed start shows", () => {
+  const shutdown = Array.from({ length: 20 }, (_, i) => `[INFO] worker ${i} exiting`);
+
+  it("keeps the cause that scrolled out of the last lines", () => {
+    const log = [
+      "Traceback (most recent call last):",
+      '  File "loader.py", line 3, in load',
+      "ModuleNotFoundError: No module named 'model_serving_no_such_module'",
+      ...shutdown,
+    ].join("\n");
+    const excerpt = logExcerpt(log, 15).split("\n");
+    expect(excerpt[0]).toBe("ModuleNotFoundError: No module named 'model_serving_no_such_module'");
+    expect(excerpt.slice(2)).toEqual(shutdown.slice(-15));
+  });
+
+  it("is just the last lines when they hold the cause, or there is none", () => {
+    const log = [...shutdown, "OSError: [Errno 98] Address already in use"].join("\n");
+    expect(logExcerpt(log, 3)).toBe(
+      [
+        "[INFO] worker 18 exiting",
+        "[INFO] worker 19 exiting",
+        "OSError: [Errno 98] Address already in use",
+      ].join("\n"),
+    );
+    expect(logExcerpt(shutdown.join("\n"), 2)).toBe(shutdown.slice(-2).join("\n"));
   });
 });

@@ -8,6 +8,9 @@ import { mockRecorder, value as outputValue } from "../support/mockRecorder";
 jest.mock("@pulumi/aws", () => {
   throw new Error("@pulumi/aws was loaded by a stack without cloud targets");
 });
+jest.mock("@pulumi/docker", () => {
+  throw new Error("@pulumi/docker was loaded by a stack without a Docker target");
+});
 jest.mock("@pulumi/azure-native/machinelearningservices", () => {
   throw new Error("@pulumi/azure-native was loaded by a stack without cloud targets");
 });

@@ -20,6 +20,31 @@ jest.mock("../../providers/localMlflowServer", () =>
 jest.mock("../../providers/modelExport", () =>
   jest.requireActual("../support/dynamicStandIns").modelExportModule(),
 );
+jest.mock("../../components/cloud/sagemakerVariantGuard", () => {
+  const actual = jest.requireActual("../../components/cloud/sagemakerVariantGuard");
+  const { CustomResource } = jest.requireActual("@pulumi/pulumi");
+  class SageMakerVariantGuard extends CustomResource {
+    constructor(name: string, args: Record<string, unknown>, opts?: object) {
+      super("pulumi-nodejs:dynamic/modelserving:SageMakerVariantGuard", name, args, opts);
+    }
+  }
+  return { ...actual, SageMakerVariantGuard };
+});
+jest.mock("../../components/cloud/uniqueSuffix", () => {
+  const actual = jest.requireActual("../../components/cloud/uniqueSuffix");
+  const { CustomResource } = jest.requireActual("@pulumi/pulumi");
+  class UniqueSuffix extends CustomResource {
+    constructor(name: string, args: Record<string, unknown>, opts?: object) {
+      super(
+        "pulumi-nodejs:dynamic/modelserving:UniqueSuffix",
+        name,
+        { ...args, suffix: undefined },
+        opts,
+      );
+    }
+  }
+  return { ...actual, UniqueSuffix };
+});
 jest.mock("../../providers/azureMlTraffic", () =>
   jest.requireActual("../support/dynamicStandIns").azureMlTrafficModule(),
 );
@@ -215,6 +240,46 @@ describe("index.ts with cloud targets under mocks", () => {
     expect(Object.keys(component.state.toJavaScript())).toEqual(["endpoints"]);
   });
 
+  it("CloudServing honours a configured repositoryName and sends a given sampleInput", async () => {
+    const { CloudServing } = await import("../../components/cloudServing");
+    const cs = new CloudServing("direct", {
+      modelName: "direct",
+      version: "2",
+      trackingUri: "http://127.0.0.1:5000",
+      mlflowBin: "/bin/mlflow",
+      targets: { sagemaker: { region: "eu-west-1", repositoryName: "team/direct-scorer" } },
+      sampleInput: { inputs: [[1.5, 2.5]] },
+    });
+    const e = await value(cs.endpoints);
+    const repos = registrations.filter(
+      (r) => r.type === "aws:ecr/repository:Repository" && r.name === "direct-sagemaker-image-repo",
+    );
+    expect(repos.map((r) => r.inputs.name)).toEqual(["team/direct-scorer"]);
+    expect(e.sagemaker.awsCli).toContain(`--body '{"inputs":[[1.5,2.5]]}'`);
+  });
+
+  it("the default repository name is a valid ECR/ACR name for any stack name", async () => {
+    const { defaultRepositoryName } = await import("../../components/cloudServing");
+    expect(defaultRepositoryName("model-serving", "Dev_Stack..1", "Iris")).toBe(
+      "model-serving-dev_stack-1-iris-scorer",
+    );
+    expect(defaultRepositoryName("p", "prod", "iris")).not.toBe(
+      defaultRepositoryName("p", "staging", "iris"),
+    );
+  });
+
+  it("a URI source without sampleInput falls back to the exported model's example", async () => {
+    const { cloudSampleBody } = await import("../../components/cloudServing");
+    expect(await value(cloudSampleBody({ source: "runs:/abc/model" }, contextDir))).toEqual({
+      dataframe_split: { columns: ["x", "y"], data: [[7, 8]] },
+    });
+    expect(
+      await value(
+        cloudSampleBody({ source: "runs:/abc/model", sampleInput: { inputs: [1] } }, contextDir),
+      ),
+    ).toEqual({ inputs: [1] });
+  });
+
   it("CloudServing checks its targets with the config's schema and format", async () => {
     const { CloudServing } = await import("../../components/cloudServing");
     expect(
@@ -228,7 +293,7 @@ describe("index.ts with cloud targets under mocks", () => {
         }),
     ).toThrow(
       new Error(
-        "CloudServing bad: targets.sagemakr: unknown key; expected one of sagemaker, azureml",
+        "CloudServing bad: targets.sagemakr: unknown key; expected one of sagemaker, azureml, docker",
       ),
     );
   });

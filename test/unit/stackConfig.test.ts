@@ -456,7 +456,7 @@ describe("cloud targets use the same strict schema and format", () => {
     [
       "a typo of a target",
       { sagemakr: { region: "eu-west-1" } },
-      "model-serving:models[0].targets.sagemakr: unknown key; expected one of sagemaker, azureml",
+      "model-serving:models[0].targets.sagemakr: unknown key; expected one of sagemaker, azureml, docker",
     ],
     [
       "a typo inside a target",
@@ -610,7 +610,7 @@ describe("cloud targets use the same strict schema and format", () => {
       new Error(
         invalid(
           "model-serving:mlflow.port: must be a whole number from 1 to 65535 (got 0)",
-          "model-serving:models[0].targets.sagemakr: unknown key; expected one of sagemaker, azureml",
+          "model-serving:models[0].targets.sagemakr: unknown key; expected one of sagemaker, azureml, docker",
           "model-serving:mlflowPassword: must be secret config, not plain text; set it again with: pulumi config set --secret mlflowPassword",
         ),
       ),

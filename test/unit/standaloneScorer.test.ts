@@ -36,7 +36,7 @@ pulumi.runtime.setMocks(
 );
 
 import { StandaloneScorer, scorerUrlHost } from "../../components/standaloneScorer";
-import { parseStandaloneDocker } from "../../components/standaloneScorerConfig";
+import { parseStandaloneDocker } from "../../config/standaloneTargets";
 import {
   standaloneCsvCurlCommand,
   standaloneInvocationsUrl,
@@ -198,6 +198,23 @@ describe("StandaloneScorer on a Docker host (mocks)", () => {
       'StandaloneScorer bad: docker.bindAddress: must be an IPv4 address such as 127.0.0.1 (got "localhost")',
     );
     expect(registrations.filter((r) => r.name.startsWith("bad"))).toEqual([]);
+  });
+});
+
+describe("the example stack Pulumi.docker.yaml", () => {
+  test("its targets.docker is valid StandaloneScorer settings, reached over ssh", async () => {
+    const yaml = require("js-yaml");
+    const fs = require("fs");
+    const path = require("path");
+    const stack = yaml.load(
+      fs.readFileSync(path.resolve(__dirname, "../../Pulumi.docker.yaml"), "utf8"),
+    );
+    const model = stack.config["model-serving:models"][0];
+    const scorer = new StandaloneScorer("iris-example", {
+      ...base,
+      docker: parseStandaloneDocker(model.targets.docker, "Pulumi.docker.yaml targets.docker"),
+    });
+    expect(await value(scorer.url)).toBe("http://scorer-1.internal.example.com:8089/invocations");
   });
 });
 

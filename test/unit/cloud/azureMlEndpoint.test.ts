@@ -21,6 +21,22 @@ jest.mock("../../../providers/azureMlTraffic", () => {
   return { ...actual, AzureMlTraffic };
 });
 
+jest.mock("../../../components/cloud/uniqueSuffix", () => {
+  const actual = jest.requireActual("../../../components/cloud/uniqueSuffix");
+  const { CustomResource } = jest.requireActual("@pulumi/pulumi");
+  class UniqueSuffix extends CustomResource {
+    constructor(name: string, args: Record<string, unknown>, opts?: object) {
+      super(
+        "pulumi-nodejs:dynamic/modelserving:UniqueSuffix",
+        name,
+        { ...args, suffix: undefined },
+        opts,
+      );
+    }
+  }
+  return { ...actual, UniqueSuffix };
+});
+
 const { registrations, calls, record, recordCall, settle, of, named } = mockRecorder();
 const SUB = "00000000-0000-0000-0000-000000000001";
 const ACR_ID = `/subscriptions/${SUB}/resourceGroups/ml-rg/providers/Microsoft.ContainerRegistry/registries/irisacr`;
@@ -45,11 +61,14 @@ pulumi.runtime.setMocks(
           };
           break;
         case "azure-native:machinelearningservices:EnvironmentVersion":
-          // No version input: the provider auto-names it (here: "<resource name>-auto").
           return {
-            id: `/ws/environments/${args.inputs.name}/versions/${args.inputs.version ?? `${args.name}-auto`}`,
+            id: `/ws/environments/${args.inputs.name}/versions/${args.inputs.version}`,
             state,
           };
+        case "pulumi-nodejs:dynamic/modelserving:UniqueSuffix":
+          // Drawn at creation; here a stand-in derived from the resource name.
+          state.suffix = `s-${args.name.length}`;
+          break;
         case "azure-native:managedidentity:UserAssignedIdentity":
           state.principalId = `principal-of-${args.name}`;
           break;
@@ -73,6 +92,24 @@ pulumi.runtime.setMocks(
   "test",
   false,
 );
+
+/** Resource options as the engine receives them (the mocks' records carry only inputs). */
+const registeredOptions = new Map<
+  string,
+  { replaceOnChanges: string[]; retainOnDelete: boolean; dependencies: string[] }
+>();
+{
+  const monitor = pulumi.runtime.getMonitor() as any;
+  const register = monitor.registerResource.bind(monitor);
+  monitor.registerResource = (req: any, callback: unknown) => {
+    registeredOptions.set(req.getName(), {
+      replaceOnChanges: req.getReplaceonchangesList(),
+      retainOnDelete: req.getRetainondelete(),
+      dependencies: req.getDependenciesList(),
+    });
+    return register(req, callback);
+  };
+}
 
 import type * as az from "../../../components/azureMlEndpoint";
 let mod: typeof az;
@@ -126,6 +163,8 @@ describe("AzureMlEndpoint graph", () => {
       "azure-native:monitor:AutoscaleSetting iris-az-blue-autoscale",
       "azure-native:monitor:AutoscaleSetting iris-az-green-autoscale",
       "pulumi-nodejs:dynamic/modelserving:AzureMlTraffic iris-az-traffic",
+      "pulumi-nodejs:dynamic/modelserving:UniqueSuffix iris-az-blue-env-suffix",
+      "pulumi-nodejs:dynamic/modelserving:UniqueSuffix iris-az-green-env-suffix",
     ]);
     expect(
       calls.find((c) => c.token === "azure-native:machinelearningservices:getWorkspace")!.inputs,
@@ -151,16 +190,26 @@ describe("AzureMlEndpoint graph", () => {
     });
 
     const blueEnv = named("iris-az-blue-env");
-    // Auto-named afresh at each creation: a rollback to image a, or a destroy-then-up, never
-    // collides with the version kept (retainOnDelete) from before.
-    expect(blueEnv.version).toBeUndefined();
+    // The digest plus a suffix drawn when the properties change: a rollback to image a, or a
+    // destroy-then-up, never collides with the version kept (retainOnDelete) from before.
+    const blueSuffix = `s-${"iris-az-blue-env-suffix".length}`;
+    expect(blueEnv.version).toBe(`sha256-${"a".repeat(16)}-${blueSuffix}`);
+    // The suffix is redrawn whenever any of the version's declared properties change.
+    // Kept in the workspace when replaced: versions can only be archived.
+    expect(registeredOptions.get("iris-az-blue-env")!.retainOnDelete).toBe(true);
+    expect(JSON.parse(named("iris-az-blue-env-suffix").keepers)).toEqual({
+      image: image("a"),
+      osType: "Linux",
+      inferenceConfig: mod.SCORER_ROUTES,
+      description: "scorer image for model version 3",
+    });
     expect(blueEnv).toMatchObject({
       name: "iris-prod-blue",
       workspaceName: "ml-ws",
       properties: {
         image: image("a"),
         osType: "Linux",
-        description: `scorer image sha256-${"a".repeat(16)} for model version 3`,
+        description: "scorer image for model version 3",
         inferenceConfig: {
           livenessRoute: { path: "/ping", port: 8080 },
           readinessRoute: { path: "/ping", port: 8080 },
@@ -177,7 +226,7 @@ describe("AzureMlEndpoint graph", () => {
       sku: { name: "Default", capacity: 1 },
       properties: {
         endpointComputeType: "Managed",
-        environmentId: "/ws/environments/iris-prod-blue/versions/iris-az-blue-env-auto",
+        environmentId: `/ws/environments/iris-prod-blue/versions/sha256-${"a".repeat(16)}-${blueSuffix}`,
         instanceType: "Standard_F2s_v2",
         requestSettings: {
           maxConcurrentRequestsPerInstance: 4,
@@ -201,6 +250,8 @@ describe("AzureMlEndpoint graph", () => {
       },
     });
     expect(named("iris-az-green").sku).toEqual({ name: "Default", capacity: 2 });
+    // No variables configured: the property stays unset (no diff for existing deployments).
+    expect(blue.properties.environmentVariables).toBeUndefined();
 
     const autoscale = named("iris-az-green-autoscale");
     expect(autoscale.targetResourceUri).toBe(
@@ -273,6 +324,7 @@ describe("AzureMlEndpoint graph", () => {
       "azure-native:operationalinsights:Workspace",
       "azure-native:storage:StorageAccount",
       "pulumi-nodejs:dynamic/modelserving:AzureMlTraffic",
+      "pulumi-nodejs:dynamic/modelserving:UniqueSuffix",
     ]);
     const ws = named("iris-new-workspace");
     expect(ws).toMatchObject({
@@ -425,6 +477,11 @@ describe("AzureMlEndpoint graph", () => {
     // The grant is registered first and the endpoint waits for it (dependsOn).
     expect(uaiAt).toBeLessThan(grantAt);
     expect(grantAt).toBeLessThan(endpointAt);
+    expect(
+      registeredOptions
+        .get("iris-uai-endpoint")!
+        .dependencies.some((u) => u.endsWith("::iris-uai-acrpull")),
+    ).toBe(true);
     expect(named("iris-uai-acrpull")).toMatchObject({
       principalId: "principal-of-iris-uai-identity",
       scope: ACR_ID,
@@ -498,6 +555,31 @@ describe("AzureMlEndpoint graph", () => {
     expect(names("staging").keyVault).not.toBe(prod.keyVault);
     expect(names("prod", 1).keyVault).not.toBe(prod.keyVault);
     expect(names("prod", 1).storageAccount).not.toBe(prod.storageAccount);
+  });
+
+  test("a unique suffix is drawn at each creation and anew when its keepers change", async () => {
+    const { uniqueSuffixProvider: p } = jest.requireActual(
+      "../../../components/cloud/uniqueSuffix",
+    );
+    const a = await p.create({ keepers: "image-a" });
+    const again = await p.create({ keepers: "image-a" });
+    expect(a.outs.suffix).toMatch(/^[0-9a-f]{8}$/);
+    // destroy-then-up draws another suffix for the same image
+    expect(again.outs.suffix).not.toBe(a.outs.suffix);
+    expect(await p.diff(a.id, a.outs, { keepers: "image-a" })).toEqual({
+      changes: false,
+      replaces: [],
+      deleteBeforeReplace: false,
+    });
+    // a rollback to an earlier image is a change of keepers: replaced, so a new version
+    expect(await p.diff(a.id, a.outs, { keepers: "image-b" })).toEqual({
+      changes: true,
+      replaces: ["keepers"],
+      deleteBeforeReplace: false,
+    });
+    expect(mod.environmentVersionFor(image("a"), "0a1b2c3d")).toBe(
+      `sha256-${"a".repeat(16)}-0a1b2c3d`,
+    );
   });
 
   test("environment versions need digest-pinned images", () => {

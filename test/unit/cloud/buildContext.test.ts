@@ -11,29 +11,35 @@ const instructions = dockerfile
   .filter((l) => l.trim() !== "" && !l.trim().startsWith("#"));
 
 test("Dockerfile: digest-pinned base, model baked at /opt/ml/model, checked at build, `serve` on 8080 as non-root", () => {
-  expect(instructions[0]).toMatch(/^FROM python:3\.11-slim-bookworm@sha256:[0-9a-f]{64}$/);
+  // The base is a build argument whose default is public and digest-pinned.
+  expect(instructions[0]).toMatch(
+    /^ARG BASE_IMAGE=python:3\.11-slim-bookworm@sha256:[0-9a-f]{64}$/,
+  );
+  expect(instructions.filter((l) => l.startsWith("FROM ${BASE_IMAGE}"))).toHaveLength(2);
   expect(instructions).toContain("COPY model/ /opt/ml/model/");
   expect(dockerfile).toMatch(/MODEL_PATH=\/opt\/ml\/model/);
   expect(dockerfile).toMatch(/PORT=8080/);
   expect(dockerfile).toMatch(/MLFLOW_DISABLE_ENV_CREATION=true/);
   expect(instructions.find((l) => l.startsWith("RUN python serve.py check"))).toBeDefined();
+  expect(instructions).toContain("RUN python3 serve.py prepare ./model ./out ./requirements.txt");
   expect(instructions).toContain("EXPOSE 8080");
   expect(instructions).toContain('ENTRYPOINT ["python", "/opt/scorer/serve.py"]');
   expect(instructions).toContain('CMD ["serve"]');
-  expect(instructions.filter((l) => l.startsWith("USER ")).pop()).toBe("USER 10001");
+  // The last stage (the default target, standalone) runs as uid and gid 10001.
+  expect(instructions.filter((l) => l.startsWith("USER ")).pop()).toBe("USER 10001:10001");
   // Everything the image installs is installed at build time, from pinned files.
-  expect(instructions.find((l) => l.startsWith("RUN pip install"))).toBe(
-    "RUN pip install --no-cache-dir -r requirements.txt -r model-requirements.txt",
+  expect(dockerfile).toContain(
+    "pip install -r model-env/stack-requirements.txt -r model-env/model-requirements.txt",
   );
 });
 
-test("requirements are pinned, mlflow==3.17.2 among them", () => {
+test("requirements are pinned, MLflow's own serving stack (mlflow-skinny==3.17.2) among them", () => {
   const reqs = fs
     .readFileSync(path.join(SCORER, "requirements.txt"), "utf8")
     .split("\n")
     .map((l) => l.trim())
     .filter((l) => l && !l.startsWith("#"));
-  expect(reqs).toContain("mlflow==3.17.2");
+  expect(reqs).toContain("mlflow-skinny==3.17.2");
   for (const r of reqs) {
     expect(r).toMatch(/^[A-Za-z0-9_.-]+==[0-9][0-9A-Za-z.]*$/);
   }

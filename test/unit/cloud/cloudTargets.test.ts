@@ -69,7 +69,7 @@ test.each([
   ],
   [
     { sagemakr: { region: "eu-west-1" } },
-    "model-serving:models[0].targets.sagemakr: unknown key; expected one of sagemaker, azureml",
+    "model-serving:models[0].targets.sagemakr: unknown key; expected one of sagemaker, azureml, docker",
   ],
   [
     { azureml: { ...azure, authMode: "aad" } },
@@ -169,6 +169,7 @@ test("new target keys map onto the component args", () => {
         identity: "userAssigned",
         authMode: "aad_token",
         environment: { A: "b" },
+        workspaceGeneration: 2,
       },
     },
     "t",
@@ -195,7 +196,12 @@ test("new target keys map onto the component args", () => {
       modelVersion: "3",
       imageFor: (v) => v,
     }),
-  ).toMatchObject({ identity: "userAssigned", authMode: "aad_token", environment: { A: "b" } });
+  ).toMatchObject({
+    identity: "userAssigned",
+    authMode: "aad_token",
+    environment: { A: "b" },
+    workspaceGeneration: 2,
+  });
 });
 
 test("the example stacks' targets are valid", () => {

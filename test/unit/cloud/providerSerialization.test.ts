@@ -33,6 +33,8 @@ beforeAll(() => {
       "node",
       path.join(ROOT, "providers/modelExport.ts"),
       path.join(ROOT, "providers/azureMlTraffic.ts"),
+      path.join(ROOT, "components/cloud/sagemakerVariantGuard.ts"),
+      path.join(ROOT, "components/cloud/uniqueSuffix.ts"),
     ],
     { stdio: "pipe" },
   );
@@ -48,15 +50,15 @@ function node(script: string): string {
   });
 }
 
-test("providers serialize capturing only builtins and axios, and run from the serialized text", () => {
+test("providers serialize capturing only builtins, axios and @azure/identity, and run from the serialized text", () => {
   const serialized = JSON.parse(
     node(`
       const pulumi = require("@pulumi/pulumi");
       const fs = require("fs");
       (async () => {
         const result = {};
-        for (const [file, name] of [["modelExport", "modelExportProvider"], ["azureMlTraffic", "trafficProvider"]]) {
-          const provider = require(${JSON.stringify(out)} + "/providers/" + file + ".js")[name];
+        for (const [file, name] of [["providers/modelExport", "modelExportProvider"], ["providers/azureMlTraffic", "trafficProvider"], ["components/cloud/sagemakerVariantGuard", "variantGuardProvider"], ["components/cloud/uniqueSuffix", "uniqueSuffixProvider"]]) {
+          const provider = require(${JSON.stringify(out)} + "/" + file + ".js")[name];
           const sf = await pulumi.runtime.serializeFunction(() => provider, { allowSecrets: false });
           const target = ${JSON.stringify(out)} + "/" + name + ".serialized.js";
           fs.writeFileSync(target, sf.text);
@@ -72,10 +74,13 @@ test("providers serialize capturing only builtins and axios, and run from the se
     'require("fs")',
     'require("path")',
   ]);
+  // The ARM token comes from @azure/identity (required by name, resolved in the provider process).
   expect(serialized.trafficProvider.requires).toEqual([
+    'require("@azure/identity")',
     'require("axios")',
-    'require("child_process")',
   ]);
+  expect(serialized.variantGuardProvider.requires).toEqual([]);
+  expect(serialized.uniqueSuffixProvider.requires).toEqual(['require("crypto")']);
 
   const mlflow = path.join(out, "mlflow");
   fs.writeFileSync(mlflow, '#!/bin/sh\nmkdir -p "$6" && echo "flavors: {}" > "$6/MLmodel"\n', {
@@ -93,7 +98,11 @@ test("providers serialize capturing only builtins and axios, and run from the se
         await me.delete(created.id, created.outs);
         const traffic = require(${JSON.stringify(serialized.trafficProvider.target)}).${serialized.trafficProvider.exportName}();
         const tdiff = await traffic.diff("id", { traffic: { blue: 100 }, endpointSpecHash: "a" }, { traffic: { blue: 50, green: 50 }, endpointSpecHash: "a" });
-        console.log(JSON.stringify({ id: created.id, files, diff, gone: !require("fs").existsSync(created.outs.contextDir), tdiff }));
+        const guard = require(${JSON.stringify(serialized.variantGuardProvider.target)}).${serialized.variantGuardProvider.exportName}();
+        const unique = require(${JSON.stringify(serialized.uniqueSuffixProvider.target)}).${serialized.uniqueSuffixProvider.exportName}();
+        const drawn = (await unique.create({ keepers: "k" })).outs.suffix;
+        const gcheck = await guard.check({ endpointName: "e", instanceType: "a", autoscaled: true }, { endpointName: "e", instanceType: "b", autoscaled: true });
+        console.log(JSON.stringify({ id: created.id, files, diff, gone: !require("fs").existsSync(created.outs.contextDir), tdiff, refused: gcheck.failures.map((f) => f.property), suffix: /^[0-9a-f]{8}$/.test(drawn) }));
       })().catch((e) => { console.error(e); process.exit(1); });
     `),
   );
@@ -103,5 +112,7 @@ test("providers serialize capturing only builtins and axios, and run from the se
     diff: { changes: true, replaces: ["modelVersion"], deleteBeforeReplace: false },
     gone: true,
     tdiff: { changes: true, replaces: [], deleteBeforeReplace: false },
+    refused: ["instanceType"],
+    suffix: true,
   });
 }, 60_000);

@@ -1,5 +1,19 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- the mock monitor's requests are untyped */
 import * as pulumi from "@pulumi/pulumi";
 import { mockRecorder, value } from "../../support/mockRecorder";
+
+// jest cannot run Pulumi's closure serializer (providerSerialization.test.ts proves the real provider
+// serializes, in plain node); here the guard registers the same type and inputs without it.
+jest.mock("../../../components/cloud/sagemakerVariantGuard", () => {
+  const actual = jest.requireActual("../../../components/cloud/sagemakerVariantGuard");
+  const { CustomResource } = jest.requireActual("@pulumi/pulumi");
+  class SageMakerVariantGuard extends CustomResource {
+    constructor(name: string, args: Record<string, unknown>, opts?: object) {
+      super("pulumi-nodejs:dynamic/modelserving:SageMakerVariantGuard", name, args, opts);
+    }
+  }
+  return { ...actual, SageMakerVariantGuard };
+});
 
 const { registrations, record, settle, of, one } = mockRecorder();
 const DIGEST = "a".repeat(64);
@@ -34,6 +48,24 @@ pulumi.runtime.setMocks(
   "test",
   false,
 );
+
+/** Resource options as the engine receives them (the mocks' records carry only inputs). */
+const registeredOptions = new Map<
+  string,
+  { replaceOnChanges: string[]; retainOnDelete: boolean; dependencies: string[] }
+>();
+{
+  const monitor = pulumi.runtime.getMonitor() as any;
+  const register = monitor.registerResource.bind(monitor);
+  monitor.registerResource = (req: any, callback: unknown) => {
+    registeredOptions.set(req.getName(), {
+      replaceOnChanges: req.getReplaceonchangesList(),
+      retainOnDelete: req.getRetainondelete(),
+      dependencies: req.getDependenciesList(),
+    });
+    return register(req, callback);
+  };
+}
 
 import type * as sm from "../../../components/sagemakerEndpoint";
 let mod: typeof sm;
@@ -81,7 +113,11 @@ describe("SageMakerEndpoint graph", () => {
       "aws:sagemaker/endpoint:Endpoint iris-rt-endpoint",
       "aws:sagemaker/endpointConfiguration:EndpointConfiguration iris-rt-config",
       "aws:sagemaker/model:Model iris-rt-model",
+      "pulumi-nodejs:dynamic/modelserving:SageMakerVariantGuard iris-rt-guard",
     ]);
+    expect(
+      one("iris-rt", "pulumi-nodejs:dynamic/modelserving:SageMakerVariantGuard").inputs,
+    ).toEqual({ endpointName: "iris-rt", instanceType: "ml.c5.large", autoscaled: true });
 
     const role = one("iris-rt", "aws:iam/role:Role");
     expect(JSON.parse(role.inputs.assumeRolePolicy).Statement).toEqual([
@@ -242,7 +278,11 @@ describe("SageMakerEndpoint graph", () => {
       "aws:sagemaker/endpoint:Endpoint",
       "aws:sagemaker/endpointConfiguration:EndpointConfiguration",
       "aws:sagemaker/model:Model",
+      "pulumi-nodejs:dynamic/modelserving:SageMakerVariantGuard",
     ]);
+    expect(
+      one("iris-sl", "pulumi-nodejs:dynamic/modelserving:SageMakerVariantGuard").inputs,
+    ).toEqual({ endpointName: "iris-serverless", instanceType: "serverless", autoscaled: false });
     expect(one("iris-sl", "aws:sagemaker/model:Model").inputs.executionRoleArn).toBe(
       "arn:aws:iam::123456789012:role/existing",
     );
@@ -353,6 +393,40 @@ describe("SageMakerEndpoint graph", () => {
       "EcrLogin",
       "EndpointLogs",
     ]);
+  });
+
+  test("an instance-type change of an autoscaled variant is refused before anything changes", async () => {
+    const guard = await import("../../../components/cloud/sagemakerVariantGuard");
+    const deployed = { endpointName: "iris", instanceType: "ml.c5.large", autoscaled: true };
+    const refusal =
+      "instanceType of iris cannot change from ml.c5.large to ml.c5.xlarge while its variant is registered with Application Auto Scaling " +
+      "(SageMaker's UpdateEndpoint refuses it). Change it in three updates: remove autoscaling and `pulumi up`; " +
+      "change instanceType and `pulumi up`; add autoscaling back and `pulumi up`";
+    const bigger = { ...deployed, instanceType: "ml.c5.xlarge" };
+    expect(await guard.variantGuardProvider.check!(deployed, bigger)).toEqual({
+      inputs: bigger,
+      failures: [{ property: "instanceType", reason: refusal }],
+    });
+    // Removing autoscaling in the same update does not help: the target is deregistered last.
+    expect(guard.variantChangeProblem(deployed, { ...bigger, autoscaled: false })).toBe(refusal);
+    // What works: same type, not autoscaled before, or a first deployment.
+    expect(
+      guard.variantChangeProblem(deployed, { ...deployed, autoscaled: false }),
+    ).toBeUndefined();
+    expect(
+      guard.variantChangeProblem(
+        { ...deployed, autoscaled: false },
+        { ...bigger, autoscaled: true },
+      ),
+    ).toBeUndefined();
+    expect(await guard.variantGuardProvider.check!(undefined as never, bigger)).toEqual({
+      inputs: bigger,
+    });
+    expect(await guard.variantGuardProvider.diff!("iris", deployed, bigger)).toEqual({
+      changes: true,
+      replaces: [],
+      deleteBeforeReplace: false,
+    });
   });
 
   test.each([
@@ -468,6 +542,10 @@ describe("SageMakerEndpoint graph", () => {
     [
       { environment: { MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT: "60" } },
       'SageMakerEndpoint: environment.MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT must be whole seconds from 1 to 59 (SageMaker ends an invocation at 60s), got "60"',
+    ],
+    [
+      { environment: { SCORER_TIMEOUT_SECONDS: "90" } },
+      'SageMakerEndpoint: environment.SCORER_TIMEOUT_SECONDS must be whole seconds from 1 to 59 (SageMaker ends an invocation at 60s), got "90"',
     ],
     [
       {

@@ -95,6 +95,24 @@ pulumi.runtime.setMocks(
   false,
 );
 
+/** Resource options as the engine receives them (the mocks' records carry only inputs). */
+const registeredOptions = new Map<
+  string,
+  { replaceOnChanges: string[]; retainOnDelete: boolean; dependencies: string[] }
+>();
+{
+  const monitor = pulumi.runtime.getMonitor() as any;
+  const register = monitor.registerResource.bind(monitor);
+  monitor.registerResource = (req: any, callback: unknown) => {
+    registeredOptions.set(req.getName(), {
+      replaceOnChanges: req.getReplaceonchangesList(),
+      retainOnDelete: req.getRetainondelete(),
+      dependencies: req.getDependenciesList(),
+    });
+    return register(req, callback);
+  };
+}
+
 import type * as si from "../../../components/scorerImage";
 let mod: typeof si;
 beforeAll(async () => {
@@ -170,6 +188,9 @@ describe("ScorerImage graph", () => {
       context: `/cache/build-contexts/${HASH}`,
       dockerfile: `/cache/build-contexts/${HASH}/Dockerfile`,
       platform: "linux/amd64",
+      // SageMaker's stage of scorer/Dockerfile (root), built with BuildKit (it mounts a secret).
+      target: "sagemaker",
+      builderVersion: "BuilderBuildKit",
     });
     // The registry block reaches the engine as a secret (the password is pulumi.secret).
     expect(image.registry).toEqual({
@@ -194,6 +215,9 @@ describe("ScorerImage graph", () => {
       one(n, "pulumi-nodejs:dynamic/modelserving:ModelExport").inputs.contextRoot;
     expect(root("ctx-a")).toBe(path.join(mod.defaultContextRoot(), "ctx-a"));
     expect(root("ctx-b")).toBe(path.join(mod.defaultContextRoot(), "ctx-b"));
+    // A scorer change replaces the export: the new context is made, then the old one's delete
+    // removes its folder (an update would leave it behind).
+    expect(registeredOptions.get("ctx-a-export")!.replaceOnChanges).toEqual(["scorerHash"]);
   });
 
   test("the lifecycle policy keeps the live image out of every expiring rule", () => {
@@ -297,6 +321,8 @@ describe("ScorerImage graph", () => {
       calls.find((c) => c.token === "azure-native:containerregistry:getRegistry")!.inputs,
     ).toEqual({ registryName: "existingacr", resourceGroupName: "rg" });
     const image = one("iris-az", "docker:index/image:Image").inputs;
+    // Azure ML runs the non-root stage.
+    expect(image.build.target).toBe("standalone");
     expect(image.registry).toEqual({
       [pulumi.runtime.specialSigKey]: pulumi.runtime.specialSecretSig,
       value: {
@@ -344,6 +370,10 @@ describe("ScorerImage graph", () => {
     [
       { registry: "acr", acr: { name: "my-reg", resourceGroupName: "rg" } },
       'ScorerImage: acr.name must be 5-50 letters or digits, got "my-reg"',
+    ],
+    [
+      { registry: "ecr", target: "lambda" },
+      'ScorerImage: target must be "sagemaker" or "standalone", got "lambda"',
     ],
     [
       { registry: "acr", acr: { name: "myregistry", resourceGroupName: "rg", login: "token" } },
