@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import { SSH_PASSPHRASE_KEY, SSH_PRIVATE_KEY_KEY, type SecretConfig } from "./remoteHost";
 import { parseStackConfig, PasswordConfig, StackConfig } from "./stackConfig";
 
 const PASSWORD_KEY = "model-serving:mlflowPassword";
@@ -19,18 +20,35 @@ function isSecretKey(key: string): boolean {
   return Array.isArray(keys) && keys.includes(key);
 }
 
+function secretConfig(key: string): SecretConfig | undefined {
+  const value = pulumi.runtime.getConfig(key);
+  return value === undefined ? undefined : { value, secret: isSecretKey(key) };
+}
+
 /** Reads and validates the `model-serving` config of the current stack. */
-export function loadStackConfig(): StackConfig & { mlflowPassword?: pulumi.Output<string> } {
+export function loadStackConfig(): Omit<StackConfig, "remoteKey"> & {
+  mlflowPassword?: pulumi.Output<string>;
+  /** mlflow.mode remote: the SSH key and passphrase, as secrets. */
+  remoteKey?: pulumi.Output<{ privateKey: string; passphrase?: string }>;
+} {
   const config = new pulumi.Config("model-serving");
-  const password = pulumi.runtime.getConfig(PASSWORD_KEY);
-  const mlflowPassword: PasswordConfig | undefined =
-    password === undefined ? undefined : { value: password, secret: isSecretKey(PASSWORD_KEY) };
-  const parsed = parseStackConfig(
-    { mlflow: config.getObject("mlflow"), models: config.getObject("models"), mlflowPassword },
+  const mlflowPassword: PasswordConfig | undefined = secretConfig(PASSWORD_KEY);
+  const { remoteKey, ...parsed } = parseStackConfig(
+    {
+      mlflow: config.getObject("mlflow"),
+      models: config.getObject("models"),
+      mlflowPassword,
+      sshPrivateKey: secretConfig(SSH_PRIVATE_KEY_KEY),
+      sshPassphrase: secretConfig(SSH_PASSPHRASE_KEY),
+    },
     { projectDir: process.cwd(), stack: pulumi.getStack() },
   );
   for (const notice of parsed.notices) {
     pulumi.log.warn(notice);
   }
-  return { ...parsed, mlflowPassword: config.getSecret("mlflowPassword") };
+  return {
+    ...parsed,
+    mlflowPassword: config.getSecret("mlflowPassword"),
+    remoteKey: remoteKey === undefined ? undefined : pulumi.secret(remoteKey),
+  };
 }

@@ -25,6 +25,8 @@ const ENTRIES = [
   "providers/modelReferenceCore",
   "providers/deployment/core",
   "providers/mlflowServerCore",
+  "providers/remote/hostProvisioningCore",
+  "providers/remote/mlflowServerCore",
 ];
 
 function sourceFiles(root) {

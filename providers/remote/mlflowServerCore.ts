@@ -1,3 +1,4 @@
+import { changedKeys, containsUnknown } from "../diffKeys";
 import { lastLines, SshSession, withSsh } from "../ssh/client";
 import { buildCommand } from "../ssh/command";
 import { SshConnection } from "../ssh/connection";
@@ -18,7 +19,11 @@ import {
  *
  * Contract
  * - id: `<publicHost>:<port>`.
- * - replace: another host, port, layout or backend store.
+ * - replace: another host (SSH host or port, publicHost), MLflow port, bind address, layout or backend
+ *   store (deleteBeforeReplace: the same id).
+ * - update in place: a new provisioning hash (`provisioned`: the host's venv changed) restarts the
+ *   server; a changed connection (user, key, host key pin) or start timeout is only recorded (the
+ *   running server is adopted as it is).
  * - create: a systemd unit (`model-serving-mlflow.service`, Restart=always) where systemd runs
  *   (/run/systemd/system exists), else a supervised process: a restart loop started with setsid as the
  *   service user, pidfile under <baseDir>/run. A server already running under the same supervisor is
@@ -38,6 +43,8 @@ export interface RemoteMlflowServerArgs extends RemoteServerSpec {
   /** Secret (the private key). */
   connection: SshConnection;
   startTimeoutSeconds: number;
+  /** The hash of the provisioning the server runs on (HostProvisioning): a new one restarts it. */
+  provisioned?: string;
 }
 
 export interface RemoteMlflowServerState extends RemoteMlflowServerArgs {
@@ -337,4 +344,40 @@ export async function deleteRemoteMlflowServer(state: RemoteMlflowServerState): 
 /** The command line as the host runs it (for messages and tests; no secrets in it). */
 export function remoteServerCommand(spec: RemoteServerSpec): string[] {
   return serverArgv(spec);
+}
+
+const REPLACE_KEYS = ["publicHost", "port", "bindHost", "layout", "backendStore"] as const;
+
+/** diff: old outputs against new inputs (see the contract); unknown values are updates, never
+ * replacements (`pulumi up` diffs the real values again). */
+export function diffRemoteMlflowServer(
+  olds: RemoteMlflowServerState,
+  news: RemoteMlflowServerArgs,
+): { changes: boolean; replaces: string[]; deleteBeforeReplace: boolean } {
+  const replaces: string[] = changedKeys(olds, news, REPLACE_KEYS).filter(
+    (k) => !containsUnknown(news[k]),
+  );
+  const target = (c: SshConnection | undefined) => JSON.stringify([c?.host, c?.port]);
+  if (!containsUnknown(news.connection) && target(olds.connection) !== target(news.connection)) {
+    replaces.push("connection");
+  }
+  const updates = changedKeys(olds, news, ["connection", "startTimeoutSeconds", "provisioned"]);
+  return {
+    changes: replaces.length > 0 || updates.length > 0,
+    replaces,
+    deleteBeforeReplace: true,
+  };
+}
+
+/** update: a new provisioning restarts the server (stop, then create); anything else adopts it. */
+export async function updateRemoteMlflowServer(
+  olds: RemoteMlflowServerState,
+  news: RemoteMlflowServerArgs,
+  log: (msg: string) => void = () => undefined,
+): Promise<RemoteMlflowServerState> {
+  if ((olds.provisioned ?? null) !== (news.provisioned ?? null)) {
+    log(`MLflow server ${remoteServerId(news)}: the host was provisioned anew, restarting it`);
+    await deleteRemoteMlflowServer({ ...olds, connection: news.connection });
+  }
+  return createRemoteMlflowServer(news, log);
 }

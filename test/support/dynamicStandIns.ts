@@ -71,3 +71,19 @@ export function azureMlTrafficModule() {
     AzureMlTraffic: dynamicStandIn("AzureMlTraffic", ["traffic"]),
   };
 }
+
+/** providers/hostProvisioning with HostProvisioning swapped for its stand-in. */
+export function hostProvisioningModule() {
+  return { HostProvisioning: dynamicStandIn("HostProvisioning", ["hash"]) };
+}
+
+/** providers/remoteMlflowServer with RemoteMlflowServer swapped for its stand-in. */
+export function remoteMlflowServerModule() {
+  return {
+    RemoteMlflowServer: dynamicStandIn("RemoteMlflowServer", [
+      "trackingUri",
+      "supervisor",
+      "logFile",
+    ]),
+  };
+}

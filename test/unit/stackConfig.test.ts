@@ -136,7 +136,7 @@ describe("stack config errors name the key and the value", () => {
       "deploy mode not available yet",
       { mlflow: { deployMode: "agent" } },
       invalid(
-        'model-serving:mlflow.deployMode: deploy mode "agent" is not available yet; use "local" (got "agent")',
+        'model-serving:mlflow.deployMode: deploy mode "agent" is not available yet; use "local" or "remote" (got "agent")',
       ),
     ],
     [
