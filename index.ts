@@ -39,7 +39,9 @@ const mlflow = new MlflowServer(
             backendStore:
               remote.backendStore === "postgresql"
                 ? { kind: "postgresql", database: remote.database }
-                : { kind: "sqlite" },
+                : remote.backendStore === "dsn"
+                  ? { kind: "dsn", dsn: cfg.remoteKey.apply((k) => k.dsn ?? "") }
+                  : { kind: "sqlite" },
             bindHost: remote.bindHost,
             publicHost: remote.publicHost,
             layout: {

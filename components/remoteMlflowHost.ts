@@ -18,8 +18,11 @@ export type RemoteBackendStore =
   | { readonly kind: "sqlite" }
   | {
       readonly kind: "postgresql";
-      /** Database name (default "mlflow"). */ readonly database?: string;
-    };
+      /** Database name (default "mlflow"). */
+      readonly database?: string;
+    }
+  /** An existing PostgreSQL: `postgresql://user:password@host:port/db`, a secret. */
+  | { readonly kind: "dsn"; readonly dsn: pulumi.Input<string> };
 
 export type RemoteHostArgs = SshKeySource & {
   /** Address the deploying machine reaches the host on. */
@@ -69,9 +72,9 @@ export function remoteMlflowHost(
     throw new Error("MlflowServer: remote needs exactly one of privateKey and privateKeyFile");
   }
   const backendStore = args.backendStore ?? { kind: "sqlite" };
-  if (backendStore.kind !== "sqlite" && backendStore.kind !== "postgresql") {
+  if (!["sqlite", "postgresql", "dsn"].includes(backendStore.kind)) {
     throw new Error(
-      `MlflowServer: remote.backendStore.kind must be "sqlite" or "postgresql", got "${(backendStore as { kind: string }).kind}"`,
+      `MlflowServer: remote.backendStore.kind must be "sqlite", "postgresql" or "dsn", got "${(backendStore as { kind: string }).kind}"`,
     );
   }
   const profile = loadProfile(args.profile ?? "default");
@@ -101,6 +104,7 @@ export function remoteMlflowHost(
       extraApt: args.extraApt ?? [],
       extraPip: args.extraPip ?? [],
       postgresql: backendStore.kind === "postgresql",
+      postgresqlClient: backendStore.kind === "dsn",
       timeoutSeconds: args.provisionTimeoutSeconds ?? 1800,
     },
     { parent },
@@ -118,7 +122,13 @@ export function remoteMlflowHost(
       backendStore:
         backendStore.kind === "sqlite"
           ? { kind: "sqlite" }
-          : { kind: "postgresql-local", database: backendStore.database ?? "mlflow" },
+          : backendStore.kind === "postgresql"
+            ? { kind: "postgresql-local", database: backendStore.database ?? "mlflow" }
+            : pulumi.secret(
+                pulumi
+                  .output(backendStore.dsn)
+                  .apply((dsn) => ({ kind: "postgresql-dsn" as const, dsn })),
+              ),
       startTimeoutSeconds,
       provisioned: provisioning.hash,
     },

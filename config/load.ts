@@ -1,5 +1,10 @@
 import * as pulumi from "@pulumi/pulumi";
-import { SSH_PASSPHRASE_KEY, SSH_PRIVATE_KEY_KEY, type SecretConfig } from "./remoteHost";
+import {
+  BACKEND_DSN_KEY,
+  SSH_PASSPHRASE_KEY,
+  SSH_PRIVATE_KEY_KEY,
+  type SecretConfig,
+} from "./remoteHost";
 import { parseStackConfig, PasswordConfig, StackConfig } from "./stackConfig";
 
 const PASSWORD_KEY = "model-serving:mlflowPassword";
@@ -29,7 +34,7 @@ function secretConfig(key: string): SecretConfig | undefined {
 export function loadStackConfig(): Omit<StackConfig, "remoteKey"> & {
   mlflowPassword?: pulumi.Output<string>;
   /** mlflow.mode remote: the SSH key and passphrase, as secrets. */
-  remoteKey?: pulumi.Output<{ privateKey: string; passphrase?: string }>;
+  remoteKey?: pulumi.Output<{ privateKey: string; passphrase?: string; dsn?: string }>;
 } {
   const config = new pulumi.Config("model-serving");
   const mlflowPassword: PasswordConfig | undefined = secretConfig(PASSWORD_KEY);
@@ -40,6 +45,7 @@ export function loadStackConfig(): Omit<StackConfig, "remoteKey"> & {
       mlflowPassword,
       sshPrivateKey: secretConfig(SSH_PRIVATE_KEY_KEY),
       sshPassphrase: secretConfig(SSH_PASSPHRASE_KEY),
+      backendStoreDsn: secretConfig(BACKEND_DSN_KEY),
     },
     { projectDir: process.cwd(), stack: pulumi.getStack() },
   );

@@ -14,6 +14,8 @@ import { aptPackage, pipRequirement, profileNames } from "./provisioningProfile"
  */
 export const SSH_PRIVATE_KEY_KEY = "model-serving:sshPrivateKey";
 export const SSH_PASSPHRASE_KEY = "model-serving:sshPassphrase";
+/** backendStore dsn: `postgresql://user:password@host:port/db` of an existing database, secret. */
+export const BACKEND_DSN_KEY = "model-serving:mlflowBackendStoreDsn";
 
 const port = wholeNumber(1, 65535);
 const HOST_KEY_LINE =
@@ -60,8 +62,9 @@ export const remoteHostSchema = z
       .default("default"),
     extraApt: z.array(aptPackage).default([]),
     extraPip: z.array(pipRequirement).default([]),
-    /** sqlite (in the data directory) or postgresql (installed on the host by the profile). */
-    backendStore: z.enum(["sqlite", "postgresql"]).default("sqlite"),
+    /** sqlite (in the data directory), postgresql (installed on the host by the profile) or dsn (an
+     * existing PostgreSQL, the secret mlflowBackendStoreDsn). */
+    backendStore: z.enum(["sqlite", "postgresql", "dsn"]).default("sqlite"),
     /** The PostgreSQL database of backendStore postgresql. */
     database: z.string().regex(POSIX_NAME, "must be a PostgreSQL database name").default("mlflow"),
     /** Interface MLflow and the model servers bind on the host. */
@@ -93,6 +96,8 @@ export interface SecretConfig {
 export interface RemoteKeyMaterial {
   privateKey: string;
   passphrase?: string;
+  /** backendStore dsn: the secret DSN. */
+  dsn?: string;
 }
 
 /** `~/x` and relative paths (against the project folder) to an absolute path. */
@@ -109,7 +114,7 @@ export function resolveKeyFile(file: string, projectDir: string): string {
  */
 export function remoteKeyMaterial(
   remote: RemoteHostConfig,
-  secrets: { privateKey?: SecretConfig; passphrase?: SecretConfig },
+  secrets: { privateKey?: SecretConfig; passphrase?: SecretConfig; dsn?: SecretConfig },
   projectDir: string,
   prefix: string,
 ): { problems: string[]; material?: RemoteKeyMaterial } {
@@ -117,6 +122,7 @@ export function remoteKeyMaterial(
   for (const [key, s] of [
     [SSH_PRIVATE_KEY_KEY, secrets.privateKey],
     [SSH_PASSPHRASE_KEY, secrets.passphrase],
+    [BACKEND_DSN_KEY, secrets.dsn],
   ] as const) {
     if (s !== undefined && !s.secret) {
       problems.push(
@@ -137,6 +143,25 @@ export function remoteKeyMaterial(
       ),
     );
   }
+  if ((remote.backendStore === "dsn") !== (secrets.dsn !== undefined)) {
+    problems.push(
+      remote.backendStore === "dsn"
+        ? problem(
+            prefix,
+            ["mlflow", "remote", "backendStore"],
+            `needs the secret ${BACKEND_DSN_KEY} (pulumi config set --secret mlflowBackendStoreDsn 'postgresql://user:password@host:5432/mlflow')`,
+            "dsn",
+          )
+        : `${BACKEND_DSN_KEY}: is only used with mlflow.remote.backendStore "dsn"`,
+    );
+  } else if (
+    secrets.dsn !== undefined &&
+    !/^postgres(ql)?:\/\/[^/]+\/[^/?]+/.test(secrets.dsn.value)
+  ) {
+    problems.push(
+      `${BACKEND_DSN_KEY}: must be postgresql://user:password@host:port/database (value not shown)`,
+    );
+  }
   if (problems.length > 0) {
     return { problems };
   }
@@ -154,5 +179,12 @@ export function remoteKeyMaterial(
       };
     }
   }
-  return { problems, material: { privateKey: privateKey!, passphrase: secrets.passphrase?.value } };
+  return {
+    problems,
+    material: {
+      privateKey: privateKey!,
+      passphrase: secrets.passphrase?.value,
+      ...(secrets.dsn === undefined ? {} : { dsn: secrets.dsn.value }),
+    },
+  };
 }

@@ -381,6 +381,7 @@ export function parseStackConfig(
     mlflowPassword?: PasswordConfig;
     sshPrivateKey?: SecretConfig;
     sshPassphrase?: SecretConfig;
+    backendStoreDsn?: SecretConfig;
   },
   ctx: ConfigContext,
 ): StackConfig {
@@ -398,7 +399,11 @@ export function parseStackConfig(
       ? undefined
       : remoteKeyMaterial(
           mlflow.remote,
-          { privateKey: raw.sshPrivateKey, passphrase: raw.sshPassphrase },
+          {
+            privateKey: raw.sshPrivateKey,
+            passphrase: raw.sshPassphrase,
+            dsn: raw.backendStoreDsn,
+          },
           ctx.projectDir,
           PREFIX,
         );

@@ -47,6 +47,8 @@ export interface HostProvisioningArgs {
   extraPip?: pulumi.Input<pulumi.Input<string>[]>;
   /** Install the profile's PostgreSQL packages (a PostgreSQL backend store on this host). */
   postgresql?: pulumi.Input<boolean>;
+  /** Install the profile's PostgreSQL client packages only (an existing database by DSN). */
+  postgresqlClient?: pulumi.Input<boolean>;
   /** Deadline of one provisioning run, seconds (default 1800). */
   timeoutSeconds?: pulumi.Input<number>;
 }
@@ -67,6 +69,7 @@ export class HostProvisioning extends pulumi.dynamic.Resource {
         extraApt: args.extraApt ?? [],
         extraPip: args.extraPip ?? [],
         postgresql: args.postgresql ?? false,
+        postgresqlClient: args.postgresqlClient ?? false,
         timeoutSeconds: args.timeoutSeconds ?? 1800,
       },
       pulumi.mergeOptions(opts, { additionalSecretOutputs: ["connection"] }),

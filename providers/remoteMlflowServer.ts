@@ -64,7 +64,7 @@ export class RemoteMlflowServer extends pulumi.dynamic.Resource {
       name,
       { trackingUri: undefined, supervisor: undefined, logFile: undefined, ...args },
       pulumi.mergeOptions(opts, {
-        additionalSecretOutputs: ["connection"],
+        additionalSecretOutputs: ["connection", "backendStore"],
         deleteBeforeReplace: true,
       }),
       "modelserving",

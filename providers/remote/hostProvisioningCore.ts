@@ -43,7 +43,14 @@ export function provisioningId(args: Pick<HostProvisioningArgs, "connection" | "
 
 /** The hash the script for these inputs has, or UNKNOWN while an input is not known (preview). */
 export function scriptHashOf(args: Partial<HostProvisioningArgs>): string {
-  const parts = [args.profile, args.layout, args.extraApt, args.extraPip, args.postgresql];
+  const parts = [
+    args.profile,
+    args.layout,
+    args.extraApt,
+    args.extraPip,
+    args.postgresql,
+    args.postgresqlClient,
+  ];
   if (containsUnknown(parts) || args.profile === undefined || args.layout === undefined) {
     return UNKNOWN;
   }

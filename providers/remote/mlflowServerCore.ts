@@ -10,6 +10,7 @@ import {
   serverArgv,
   supervisorScript,
   systemdUnit,
+  splitDsn,
   UNIT_NAME,
 } from "./mlflowServerUnits";
 
@@ -36,6 +37,9 @@ import {
  * - delete: stops the unit or the loop's whole process group, waits until the port is free, keeps the
  *   data directory (backend store and artifacts) and the PostgreSQL database.
  * - Secrets: none reaches the host's command lines or environment; the SSH key stays in memory here.
+ *   An existing database's DSN (backendStore postgresql-dsn, a secret input and output) reaches the host
+ *   without its password on the command line; the password is in <baseDir>/pgpass (0600, the service
+ *   user's), found through PGPASSFILE.
  */
 export type Supervisor = "systemd" | "process";
 
@@ -254,6 +258,17 @@ export async function createRemoteMlflowServer(
     const paths = remotePaths(args.layout);
     if (args.backendStore.kind === "postgresql-local") {
       await asRoot(ssh, user, postgresSetupScript(args, supervisor), "setting up PostgreSQL");
+    }
+    if (args.backendStore.kind === "postgresql-dsn") {
+      // The password only in the service user's 0600 pgpass file (written over stdin).
+      const { pgpass } = splitDsn(args.backendStore.dsn);
+      await writeRemoteFile(ssh, user, {
+        path: paths.pgpass,
+        content: pgpass === undefined ? "" : `${pgpass}\n`,
+        mode: "0600",
+        owner: `${args.layout.serviceUser}:${args.layout.serviceUser}`,
+        asRoot: true,
+      });
     }
     if (supervisor === "systemd") {
       await writeRemoteFile(ssh, user, {

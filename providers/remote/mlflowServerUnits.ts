@@ -7,7 +7,41 @@ import { HostLayout, venvDir } from "./provisionScript";
  * of them: the SQLite store needs none, a PostgreSQL on the host is reached by peer authentication
  * over its Unix socket as the service user.
  */
-export type BackendStore = { kind: "sqlite" } | { kind: "postgresql-local"; database: string };
+export type BackendStore =
+  | { kind: "sqlite" }
+  | { kind: "postgresql-local"; database: string }
+  /** An existing PostgreSQL: `postgresql://user:password@host:port/db`. Secret. Its password goes to a
+   * 0600 pgpass file of the service user (PGPASSFILE), never on the command line or in the environment. */
+  | { kind: "postgresql-dsn"; dsn: string };
+
+/** A DSN split into the store URI MLflow gets (no password) and the pgpass line libpq reads. */
+export function splitDsn(dsn: string): { uri: string; pgpass?: string } {
+  let u: URL;
+  try {
+    u = new URL(dsn);
+  } catch {
+    throw new Error("backendStore dsn: not a URL like postgresql://user:password@host:5432/mlflow");
+  }
+  if (
+    !/^postgres(ql)?(\+psycopg2)?:$/.test(u.protocol) ||
+    u.hostname === "" ||
+    u.pathname.length < 2
+  ) {
+    throw new Error(
+      "backendStore dsn: must be postgresql://user:password@host:port/database (the scheme, host or database is missing)",
+    );
+  }
+  const user = decodeURIComponent(u.username);
+  const password = decodeURIComponent(u.password);
+  const db = decodeURIComponent(u.pathname.slice(1));
+  const port = u.port === "" ? "5432" : u.port;
+  const esc = (v: string) => v.replace(/([\\:])/g, "\\$1");
+  const userPart = user === "" ? "" : `${encodeURIComponent(user)}@`;
+  return {
+    uri: `postgresql+psycopg2://${userPart}${u.host}${u.pathname}${u.search}`,
+    pgpass: password === "" ? undefined : [u.hostname, port, db, user, password].map(esc).join(":"),
+  };
+}
 
 export interface RemoteServerSpec {
   layout: HostLayout;
@@ -29,6 +63,7 @@ export function remotePaths(layout: HostLayout) {
     serverPid: `${layout.baseDir}/run/mlflow-server.pid`,
     log: `${layout.baseDir}/log/mlflow-server.log`,
     profileEnv: `${layout.baseDir}/profile.env`,
+    pgpass: `${layout.baseDir}/pgpass`,
   };
 }
 
@@ -36,6 +71,9 @@ export function backendStoreUri(spec: Pick<RemoteServerSpec, "layout" | "backend
   const store = spec.backendStore;
   if (store.kind === "sqlite") {
     return `sqlite:///${spec.layout.dataDir}/mlflow.db`;
+  }
+  if (store.kind === "postgresql-dsn") {
+    return splitDsn(store.dsn).uri;
   }
   // Peer authentication over the local socket: the OS user is the database role, no password exists.
   // The driver is named: SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3, the profiles pin psycopg2.
@@ -86,6 +124,9 @@ export function systemdUnit(spec: RemoteServerSpec): string {
     // MLflow 3's job runner starts its workers in sessions of their own (start_new_session), which
     // outlive a stopped server; off, as for the local server (providers/mlflowServerCore.ts).
     "Environment=MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false",
+    ...(spec.backendStore.kind === "postgresql-dsn"
+      ? [`Environment=PGPASSFILE=${paths.pgpass}`]
+      : []),
     `ExecStart=${serverArgv(spec).map(systemdQuote).join(" ")}`,
     "Restart=always",
     "RestartSec=2",
@@ -117,7 +158,7 @@ export function supervisorScript(spec: RemoteServerSpec): string {
     '  echo "supervisor: starting mlflow server at $(date -u +%Y-%m-%dT%H:%M:%SZ)"',
     // Each server in its own process group: when `mlflow server` dies, its uvicorn workers would keep
     // the port (and answer /health) as orphans; the whole group goes before the restart.
-    `  setsid env MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false ${shJoin(serverArgv(spec))} &`,
+    `  setsid env MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false${spec.backendStore.kind === "postgresql-dsn" ? ` PGPASSFILE=${shQuote(paths.pgpass)}` : ""} ${shJoin(serverArgv(spec))} &`,
     "  child=$!",
     `  echo "$child" > ${shQuote(paths.serverPid)}`,
     '  wait "$child"',

@@ -45,6 +45,8 @@ export interface ProvisionArgs {
   extraPip?: string[];
   /** Install the profile's PostgreSQL packages (a PostgreSQL backend store on this host). */
   postgresql?: boolean;
+  /** Install the profile's PostgreSQL client (pip) packages only (an existing database by DSN). */
+  postgresqlClient?: boolean;
 }
 
 export interface RenderedProvisioning {
@@ -73,8 +75,11 @@ const HASH_PLACEHOLDER = "@@PROFILE_HASH@@";
 
 export function renderProvisioning(args: ProvisionArgs): RenderedProvisioning {
   const { profile, layout } = args;
-  const pg = args.postgresql ? profile.postgresql : undefined;
-  if (args.postgresql && !pg) {
+  const pgServer = args.postgresql ? profile.postgresql : undefined;
+  const pg =
+    pgServer ??
+    (args.postgresqlClient && profile.postgresql ? { ...profile.postgresql, apt: [] } : undefined);
+  if ((args.postgresql || args.postgresqlClient) && !pg) {
     throw new Error(`provisioning profile ${profile.name} has no postgresql packages`);
   }
   const apt = unique([...profile.apt, ...(pg?.apt ?? []), ...(args.extraApt ?? [])]);

@@ -8,6 +8,12 @@ import {
   type HostProvisioningState,
 } from "../../providers/remote/hostProvisioningCore";
 import { diffRemoteMlflowServer } from "../../providers/remote/mlflowServerCore";
+import {
+  backendStoreUri,
+  splitDsn,
+  supervisorScript,
+  systemdUnit,
+} from "../../providers/remote/mlflowServerUnits";
 import { diffDeployment } from "../../providers/deployment/core";
 import { DEFAULT_LAYOUT } from "../../providers/remote/provisionScript";
 import { loadProfile } from "../../config/provisioningProfile";
@@ -457,5 +463,62 @@ describe("remote diffs", () => {
     expect(
       diffDeployment(st, { ...dep, remote: { ...remoteArgs, publicHost: "h2" } }),
     ).toMatchObject({ changes: true, replaces: ["remote"] });
+  });
+});
+
+describe("an existing PostgreSQL by DSN", () => {
+  it("splits the DSN: the URI without the password, the password in a pgpass line", () => {
+    expect(splitDsn("postgresql://ml:p%3Aw%5Cd@db.internal:6543/mlflow?sslmode=require")).toEqual({
+      uri: "postgresql+psycopg2://ml@db.internal:6543/mlflow?sslmode=require",
+      pgpass: "db.internal:6543:mlflow:ml:p\\:w\\\\d",
+    });
+    expect(splitDsn("postgres://ml@db/mlflow")).toEqual({
+      uri: "postgresql+psycopg2://ml@db/mlflow",
+      pgpass: undefined,
+    });
+    expect(() => splitDsn("mysql://u:p@h/db")).toThrow(
+      "backendStore dsn: must be postgresql://user:password@host:port/database (the scheme, host or database is missing)",
+    );
+  });
+
+  it("gives the server PGPASSFILE, never the password", () => {
+    const spec = {
+      layout: DEFAULT_LAYOUT,
+      bindHost: "0.0.0.0",
+      port: 5000,
+      publicHost: "h",
+      backendStore: { kind: "postgresql-dsn" as const, dsn: "postgresql://ml:s3cret@db/mlflow" },
+    };
+    expect(backendStoreUri(spec)).toBe("postgresql+psycopg2://ml@db/mlflow");
+    const unit = systemdUnit(spec);
+    const loop = supervisorScript(spec);
+    expect(unit).toContain("Environment=PGPASSFILE=/opt/model-serving/pgpass\n");
+    expect(loop).toContain("PGPASSFILE=/opt/model-serving/pgpass ");
+    expect(unit + loop).not.toContain("s3cret");
+  });
+
+  it("is config: backendStore dsn needs the secret mlflowBackendStoreDsn", () => {
+    const base = { mode: "remote", deployMode: "remote", remote: remote({ backendStore: "dsn" }) };
+    expect(parse({ mlflow: base })).toThrow(
+      new Error(
+        invalid(
+          "model-serving:mlflow.remote.backendStore: needs the secret model-serving:mlflowBackendStoreDsn (pulumi config set --secret mlflowBackendStoreDsn 'postgresql://user:password@host:5432/mlflow') (got \"dsn\")",
+        ),
+      ),
+    );
+    expect(
+      parse({ mlflow: base, backendStoreDsn: { value: "postgresql://u:pw@h/db", secret: false } }),
+    ).toThrow(
+      new Error(
+        invalid(
+          "model-serving:mlflowBackendStoreDsn: must be secret config, not plain text; set it again with: pulumi config set --secret mlflowBackendStoreDsn",
+        ),
+      ),
+    );
+    const cfg = parseStackConfig(
+      { mlflow: base, backendStoreDsn: { value: "postgresql://u:pw@h/db", secret: true } },
+      ctx,
+    );
+    expect(cfg.remoteKey?.dsn).toBe("postgresql://u:pw@h/db");
   });
 });

@@ -174,6 +174,43 @@ describeSsh("the remote MLflow server on the test host", () => {
   );
 
   test(
+    "an existing PostgreSQL by DSN: the password only in the service user's 0600 pgpass file",
+    async () => {
+      const password = "Dsn-Pa55:word\\x";
+      const sql = (q: string) => `runuser -u postgres -- psql -XtAc "${q}"`;
+      await host.inspect(
+        [
+          sql(`CREATE ROLE dsnuser LOGIN PASSWORD 'Dsn-Pa55:word\\x'`),
+          sql("CREATE DATABASE dsndb OWNER dsnuser"),
+        ].join(" && "),
+      );
+      const dsn = `postgresql://dsnuser:${encodeURIComponent(password)}@127.0.0.1:5432/dsndb`;
+      const args = argsFor(host.ports[1], { kind: "postgresql-dsn", dsn });
+      const state = await createRemoteMlflowServer(args);
+      states.push(state);
+      await mlflowPost(state.trackingUri, "experiments/create", { name: "by-dsn" });
+      const query =
+        "runuser -u postgres -- psql -XtA -d dsndb -c \"SELECT name FROM experiments WHERE name = 'by-dsn'\"";
+      expect((await host.inspect(query)).stdout).toBe("by-dsn\n");
+      // The store URI on the command line has no password; no environment or command line has it.
+      const ps = await host.inspect("ps -eo args | grep '[m]lflow server' | head -1");
+      expect(ps.stdout).toContain(
+        "--backend-store-uri postgresql+psycopg2://dsnuser@127.0.0.1:5432/dsndb",
+      );
+      const leaks = await host.inspect(
+        "cat /proc/[0-9]*/environ /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' '\\n' | grep -c '[D]sn-Pa55' || true",
+      );
+      expect(leaks.stdout.trim()).toBe("0");
+      expect((await host.inspect("stat -c '%a %U' /opt/model-serving/pgpass")).stdout).toBe(
+        "600 mlflow\n",
+      );
+      await deleteRemoteMlflowServer(state);
+      expect((await host.inspect(query)).stdout).toBe("by-dsn\n");
+    },
+    10 * 60_000,
+  );
+
+  test(
     "a server that cannot start is an error with the host's last log lines, and is stopped",
     async () => {
       // A layout whose venv was never provisioned: the loop starts, `mlflow` is not found.
