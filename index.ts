@@ -31,7 +31,9 @@ const mlflow = new MlflowServer(
             sshPort: remote.port,
             user: remote.user,
             hostKey: remote.hostKey,
-            privateKey: cfg.remoteKey.apply((k) => k.privateKey),
+            ...(remote.privateKeyAwsSecret !== undefined
+              ? { awsSecretsManager: { secretId: remote.privateKeyAwsSecret } }
+              : { privateKey: cfg.remoteKey.apply((k) => k.privateKey!) }),
             passphrase: cfg.remoteKey.apply((k) => k.passphrase),
             profile: remote.profile,
             extraApt: remote.extraApt,

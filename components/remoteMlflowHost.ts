@@ -8,10 +8,25 @@ import { RemoteMlflowServer } from "../providers/remoteMlflowServer";
 import { DEFAULT_LAYOUT, HostLayout } from "../providers/remote/provisionScript";
 import type { SshConnection } from "../providers/ssh/connection";
 
-/** The private key: its text (a secret), or a file on the deploying machine read into a secret. */
+/** The private key: its text (a secret), a file on the deploying machine read into a secret, or a
+ * secret of AWS Secrets Manager (read with the official data source, aws.secretsmanager). */
 export type SshKeySource =
-  | { readonly privateKey: pulumi.Input<string>; readonly privateKeyFile?: undefined }
-  | { readonly privateKeyFile: string; readonly privateKey?: undefined };
+  | {
+      readonly privateKey: pulumi.Input<string>;
+      readonly privateKeyFile?: undefined;
+      readonly awsSecretsManager?: undefined;
+    }
+  | {
+      readonly privateKeyFile: string;
+      readonly privateKey?: undefined;
+      readonly awsSecretsManager?: undefined;
+    }
+  | {
+      /** The secret's id or ARN; its SecretString is the key text. */
+      readonly awsSecretsManager: { readonly secretId: pulumi.Input<string> };
+      readonly privateKey?: undefined;
+      readonly privateKeyFile?: undefined;
+    };
 
 /** The MLflow host's backend store: SQLite in the data directory, or PostgreSQL installed on the host. */
 export type RemoteBackendStore =
@@ -53,6 +68,14 @@ export type RemoteHostArgs = SshKeySource & {
   readonly provisionTimeoutSeconds?: pulumi.Input<number>;
 };
 
+/** The SecretString of an AWS Secrets Manager secret (the AWS SDK is loaded only for this). */
+function awsSecretKey(secretId: pulumi.Input<string>, parent: pulumi.Resource) {
+  const aws = require("@pulumi/aws") as typeof import("@pulumi/aws");
+  return pulumi.secret(
+    aws.secretsmanager.getSecretVersionOutput({ secretId }, { parent }).secretString,
+  );
+}
+
 export interface RemoteMlflowHost {
   trackingUri: pulumi.Output<string>;
   registryId: pulumi.Output<string>;
@@ -68,8 +91,11 @@ export function remoteMlflowHost(
   startTimeoutSeconds: pulumi.Input<number>,
   parent: pulumi.Resource,
 ): RemoteMlflowHost {
-  if ((args.privateKey === undefined) === (args.privateKeyFile === undefined)) {
-    throw new Error("MlflowServer: remote needs exactly one of privateKey and privateKeyFile");
+  const sources = [args.privateKey, args.privateKeyFile, args.awsSecretsManager];
+  if (sources.filter((s) => s !== undefined).length !== 1) {
+    throw new Error(
+      "MlflowServer: remote needs exactly one of privateKey, privateKeyFile and awsSecretsManager",
+    );
   }
   const backendStore = args.backendStore ?? { kind: "sqlite" };
   if (!["sqlite", "postgresql", "dsn"].includes(backendStore.kind)) {
@@ -82,7 +108,9 @@ export function remoteMlflowHost(
   const privateKey =
     args.privateKeyFile !== undefined
       ? pulumi.secret(fs.readFileSync(resolveKeyFile(args.privateKeyFile, process.cwd()), "utf8"))
-      : pulumi.secret(args.privateKey!);
+      : args.awsSecretsManager !== undefined
+        ? awsSecretKey(args.awsSecretsManager.secretId, parent)
+        : pulumi.secret(args.privateKey!);
   const connection: pulumi.Output<SshConnection> = pulumi.secret(
     pulumi
       .all([args.host, args.sshPort ?? 22, args.user, privateKey, args.passphrase, args.hostKey])

@@ -34,7 +34,7 @@ function secretConfig(key: string): SecretConfig | undefined {
 export function loadStackConfig(): Omit<StackConfig, "remoteKey"> & {
   mlflowPassword?: pulumi.Output<string>;
   /** mlflow.mode remote: the SSH key and passphrase, as secrets. */
-  remoteKey?: pulumi.Output<{ privateKey: string; passphrase?: string; dsn?: string }>;
+  remoteKey?: pulumi.Output<{ privateKey?: string; passphrase?: string; dsn?: string }>;
 } {
   const config = new pulumi.Config("model-serving");
   const mlflowPassword: PasswordConfig | undefined = secretConfig(PASSWORD_KEY);

@@ -50,6 +50,8 @@ export const remoteHostSchema = z
     /** A private key file on the deploying machine (~ and relative paths allowed); else the secret
      * sshPrivateKey. */
     privateKeyFile: z.string().min(1).optional(),
+    /** The id or ARN of an AWS Secrets Manager secret whose SecretString is the private key. */
+    privateKeyAwsSecret: z.string().min(1).optional(),
     privateKey: secretOnly(SSH_PRIVATE_KEY_KEY),
     passphrase: secretOnly(SSH_PASSPHRASE_KEY),
     /** A provisioning profile of provisioning/profiles/. */
@@ -94,7 +96,8 @@ export interface SecretConfig {
 
 /** The key material of mlflow.remote, resolved: the key text (from the file or the secret config). */
 export interface RemoteKeyMaterial {
-  privateKey: string;
+  /** Undefined when the key is read from AWS Secrets Manager (privateKeyAwsSecret) at `up`. */
+  privateKey?: string;
   passphrase?: string;
   /** backendStore dsn: the secret DSN. */
   dsn?: string;
@@ -131,7 +134,27 @@ export function remoteKeyMaterial(
     }
   }
   const file = remote.privateKeyFile;
-  if ((file === undefined) === (secrets.privateKey === undefined)) {
+  if (file !== undefined && remote.privateKeyAwsSecret !== undefined) {
+    problems.push(
+      problem(
+        prefix,
+        ["mlflow", "remote", "privateKeyAwsSecret"],
+        "cannot be combined with privateKeyFile; keep one",
+        remote.privateKeyAwsSecret,
+      ),
+    );
+  } else if (remote.privateKeyAwsSecret !== undefined) {
+    if (secrets.privateKey !== undefined) {
+      problems.push(
+        problem(
+          prefix,
+          ["mlflow", "remote", "privateKeyAwsSecret"],
+          `cannot be combined with the secret ${SSH_PRIVATE_KEY_KEY}; keep one`,
+          remote.privateKeyAwsSecret,
+        ),
+      );
+    }
+  } else if ((file === undefined) === (secrets.privateKey === undefined)) {
     problems.push(
       problem(
         prefix,
@@ -182,7 +205,7 @@ export function remoteKeyMaterial(
   return {
     problems,
     material: {
-      privateKey: privateKey!,
+      privateKey,
       passphrase: secrets.passphrase?.value,
       ...(secrets.dsn === undefined ? {} : { dsn: secrets.dsn.value }),
     },

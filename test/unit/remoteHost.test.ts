@@ -34,7 +34,9 @@ jest.mock("../../providers/modelVersion", () =>
   jest.requireActual("../support/dynamicStandIns").modelVersionModule(),
 );
 
-const { registrations, record, settle, named } = mockRecorder();
+const { registrations, calls, record, recordCall, settle, named } = mockRecorder();
+const AWS_KEY =
+  "-----BEGIN OPENSSH PRIVATE KEY-----\nfrom-secrets-manager\n-----END OPENSSH PRIVATE KEY-----\n";
 pulumi.runtime.setMocks(
   {
     newResource(args) {
@@ -52,7 +54,12 @@ pulumi.runtime.setMocks(
       }
       return { id: `${args.name}-id`, state: outs };
     },
-    call: (args) => args.inputs,
+    call: (args) => {
+      recordCall(args);
+      return args.token === "aws:secretsmanager/getSecretVersion:getSecretVersion"
+        ? { ...args.inputs, secretString: AWS_KEY, arn: "arn:aws:secretsmanager:x", id: "x" }
+        : args.inputs;
+    },
   },
   "model-serving",
   "mockstack",
@@ -333,9 +340,11 @@ describe("MlflowServer mode remote and deploy mode remote (mocks)", () => {
           mode: "remote",
           remote: { ...base, privateKey: KEY, privateKeyFile: "k" } as never,
         }),
-    ).toThrow("MlflowServer: remote needs exactly one of privateKey and privateKeyFile");
+    ).toThrow(
+      "MlflowServer: remote needs exactly one of privateKey, privateKeyFile and awsSecretsManager",
+    );
     expect(() => new MlflowServer("b", { mode: "remote", remote: base as never })).toThrow(
-      "MlflowServer: remote needs exactly one of privateKey and privateKeyFile",
+      "MlflowServer: remote needs exactly one of privateKey, privateKeyFile and awsSecretsManager",
     );
     expect(
       () =>
@@ -520,5 +529,62 @@ describe("an existing PostgreSQL by DSN", () => {
       ctx,
     );
     expect(cfg.remoteKey?.dsn).toBe("postgresql://u:pw@h/db");
+  });
+});
+
+describe("the key held in AWS Secrets Manager (mocks only: no AWS account here)", () => {
+  it("reads it with aws.secretsmanager.getSecretVersion and passes it on as a secret", async () => {
+    const mlflow = new MlflowServer("aws", {
+      mode: "remote",
+      remote: {
+        host: "10.0.0.6",
+        user: "deploy",
+        hostKey: HOST_KEY,
+        awsSecretsManager: { secretId: "prod/mlflow-host/ssh-key" },
+      },
+    });
+    await value(mlflow.trackingUri);
+    await settle();
+    expect(
+      calls
+        .filter((c) => c.token.startsWith("aws:secretsmanager"))
+        .map((c) => [c.token, c.inputs.secretId]),
+    ).toEqual([
+      ["aws:secretsmanager/getSecretVersion:getSecretVersion", "prod/mlflow-host/ssh-key"],
+    ]);
+    expect(named("aws-host").connection).toEqual({
+      [SECRET_SIG]: SECRET_VALUE,
+      value: { host: "10.0.0.6", port: 22, user: "deploy", privateKey: AWS_KEY, hostKey: HOST_KEY },
+    });
+  });
+
+  it("is config: privateKeyAwsSecret instead of a key file or the secret key", () => {
+    const cfg = parseStackConfig(
+      {
+        mlflow: {
+          mode: "remote",
+          deployMode: "remote",
+          remote: remote({ privateKeyFile: undefined, privateKeyAwsSecret: "prod/ssh-key" }),
+        },
+      },
+      ctx,
+    );
+    expect(cfg.mlflow.remote?.privateKeyAwsSecret).toBe("prod/ssh-key");
+    expect(cfg.remoteKey?.privateKey).toBeUndefined();
+    expect(
+      parse({
+        mlflow: {
+          mode: "remote",
+          deployMode: "remote",
+          remote: remote({ privateKeyAwsSecret: "prod/ssh-key" }),
+        },
+      }),
+    ).toThrow(
+      new Error(
+        invalid(
+          'model-serving:mlflow.remote.privateKeyAwsSecret: cannot be combined with privateKeyFile; keep one (got "prod/ssh-key")',
+        ),
+      ),
+    );
   });
 });
