@@ -15,18 +15,61 @@ import { loadStackConfig } from "./config/load";
 // -> one CloudServing per model with cloud targets.
 const cfg = loadStackConfig();
 
-const mlflow = new MlflowServer("mlflow", {
-  mode: cfg.mlflow.mode === "existing" ? "existing" : "local",
-  host: cfg.mlflow.host,
-  port: cfg.mlflow.port,
-  dataDir: cfg.mlflow.dataDir,
-  mlflowBin: cfg.mlflowBin,
-  startTimeoutSeconds: cfg.mlflow.startTimeoutSeconds,
-  trackingUri: cfg.mlflow.trackingUri,
-  username: cfg.mlflow.username,
-  password: cfg.mlflowPassword,
-  passEnv: cfg.mlflow.passEnv,
-});
+const remote = cfg.mlflow.remote;
+const mlflow = new MlflowServer(
+  "mlflow",
+  cfg.mlflow.mode === "existing"
+    ? {
+        mode: "existing",
+        trackingUri: cfg.mlflow.trackingUri!,
+        username: cfg.mlflow.username,
+        password: cfg.mlflowPassword,
+      }
+    : cfg.mlflow.mode === "remote" && remote !== undefined && cfg.remoteKey !== undefined
+      ? {
+          mode: "remote",
+          port: cfg.mlflow.port,
+          startTimeoutSeconds: cfg.mlflow.startTimeoutSeconds,
+          remote: {
+            host: remote.host,
+            sshPort: remote.port,
+            user: remote.user,
+            hostKey: remote.hostKey,
+            ...(remote.privateKeyAwsSecret !== undefined
+              ? { awsSecretsManager: { secretId: remote.privateKeyAwsSecret } }
+              : { privateKey: cfg.remoteKey.apply((k) => k.privateKey!) }),
+            passphrase: cfg.remoteKey.apply((k) => k.passphrase),
+            profile: remote.profile,
+            extraApt: remote.extraApt,
+            extraPip: remote.extraPip,
+            backendStore:
+              remote.backendStore === "postgresql"
+                ? { kind: "postgresql", database: remote.database }
+                : remote.backendStore === "dsn"
+                  ? { kind: "dsn", dsn: cfg.remoteKey.apply((k) => k.dsn ?? "") }
+                  : { kind: "sqlite" },
+            bindHost: remote.bindHost,
+            publicHost: remote.publicHost,
+            layout: {
+              serviceUser: remote.serviceUser,
+              baseDir: remote.baseDir,
+              dataDir: remote.dataDir,
+            },
+            provisionTimeoutSeconds: remote.provisionTimeoutSeconds,
+          },
+        }
+      : {
+          mode: "local",
+          host: cfg.mlflow.host,
+          port: cfg.mlflow.port,
+          dataDir: cfg.mlflow.dataDir,
+          mlflowBin: cfg.mlflowBin,
+          startTimeoutSeconds: cfg.mlflow.startTimeoutSeconds,
+          username: cfg.mlflow.username,
+          password: cfg.mlflowPassword,
+          passEnv: cfg.mlflow.passEnv,
+        },
+);
 
 // Deploy mode agent: the MLOps agent on the MLflow host (started here, or the one at its url).
 const agentCfg = cfg.agent;
@@ -83,15 +126,26 @@ const models = cfg.models.map((m) => {
         ? undefined
         : agent !== undefined
           ? agentServe(m.serve)
-          : {
-              mode: "local" as const,
-              host: m.serve.host,
-              port: m.serve.port,
-              mlflowBin: cfg.mlflowBin,
-              runDir: cfg.runDir,
-              startTimeoutSeconds: m.serve.startTimeoutSeconds,
-              passEnv: cfg.mlflow.passEnv,
-            },
+          : cfg.mlflow.deployMode === "remote"
+            ? {
+                mode: "remote" as const,
+                // On the remote host: the interface of mlflow.remote.bindHost (serve.host is this
+                // machine's interface in deploy mode local).
+                host: remote?.bindHost,
+                port: m.serve.port,
+                portRangeStart: remote?.portRangeStart,
+                startTimeoutSeconds: m.serve.startTimeoutSeconds,
+                remote: mlflow.remote,
+              }
+            : {
+                mode: "local" as const,
+                host: m.serve.host,
+                port: m.serve.port,
+                mlflowBin: cfg.mlflowBin,
+                runDir: cfg.runDir,
+                startTimeoutSeconds: m.serve.startTimeoutSeconds,
+                passEnv: cfg.mlflow.passEnv,
+              },
   };
   // Either register a version from `source` here, or serve what the registry already holds.
   return m.kind === "reference"

@@ -1,51 +1,94 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as path from "path";
+import type { RemoteServingArgs } from "../providers/deployment/types";
 import { LocalMlflowServer } from "../providers/localMlflowServer";
 import { MlflowAuth } from "../providers/modelVersionCore";
+import { remoteMlflowHost, RemoteHostArgs } from "./remoteMlflowHost";
 
-export interface MlflowServerArgs {
-  /** `local` starts `mlflow server` on this machine; `existing` uses the server at `trackingUri`. */
-  readonly mode: "local" | "existing";
+export type { RemoteBackendStore, RemoteHostArgs, SshKeySource } from "./remoteMlflowHost";
+
+/** What every mode takes: the server's basic-auth credentials. */
+interface MlflowServerCommon {
+  /** Basic-auth user (default "admin" when a password is set). */
+  readonly username?: pulumi.Input<string>;
+  /** Basic-auth password; a local server is started with MLflow's basic-auth app. Keep it secret. */
+  readonly password?: pulumi.Input<string>;
+}
+
+/** `mlflow server` on this machine. */
+export interface LocalMlflowServerArgs extends MlflowServerCommon {
+  readonly mode: "local";
   /** Interface the local server binds to (default 127.0.0.1). */
   readonly host?: pulumi.Input<string>;
   /** Port of the local server (default 5000). */
   readonly port?: pulumi.Input<number>;
   /** Backend store and artifacts of the local server; kept on destroy. */
-  readonly dataDir?: pulumi.Input<string>;
+  readonly dataDir: pulumi.Input<string>;
   /** The `mlflow` executable for the local server. */
-  readonly mlflowBin?: pulumi.Input<string>;
+  readonly mlflowBin: pulumi.Input<string>;
   /** Deadline for the local server's /health (default 120 s). */
   readonly startTimeoutSeconds?: pulumi.Input<number>;
-  /** URL of an existing tracking server (mode `existing`). */
-  readonly trackingUri?: pulumi.Input<string>;
-  /** Basic-auth user (default "admin" when a password is set). */
-  readonly username?: pulumi.Input<string>;
-  /** Basic-auth password; a local server is started with MLflow's basic-auth app. Keep it secret. */
-  readonly password?: pulumi.Input<string>;
   /** Environment variable names the local server gets from the deploying environment (default []). */
   readonly passEnv?: pulumi.Input<pulumi.Input<string>[]>;
 }
 
-/** An MLflow tracking server and model registry: started here (`local`) or an existing one. */
+/** A tracking server that exists already. */
+export interface ExistingMlflowServerArgs extends MlflowServerCommon {
+  readonly mode: "existing";
+  /** URL of the existing tracking server. */
+  readonly trackingUri: pulumi.Input<string>;
+}
+
+/** `mlflow server` as a service on a host over SSH, provisioned by a profile. */
+export interface RemoteMlflowServerArgs {
+  readonly mode: "remote";
+  /** The host, its key pin, the SSH key, the profile and the backend store. */
+  readonly remote: RemoteHostArgs;
+  /** Port of MLflow on the host (default 5000). */
+  readonly port?: pulumi.Input<number>;
+  /** Deadline for the server's /health (default 120 s). */
+  readonly startTimeoutSeconds?: pulumi.Input<number>;
+  /** MLflow basic auth on the remote host is not supported yet. */
+  readonly password?: undefined;
+  readonly username?: undefined;
+}
+
+export type MlflowServerArgs =
+  LocalMlflowServerArgs | ExistingMlflowServerArgs | RemoteMlflowServerArgs;
+
+/** An MLflow tracking server and model registry: started here (`local`), an existing one, or a
+ * service on a host over SSH (`remote`). */
 export class MlflowServer extends pulumi.ComponentResource {
   /** Credential-free URL of the tracking server. */
   public readonly trackingUri: pulumi.Output<string>;
   /** Credentials for the server, secret (undefined without auth). */
   public readonly auth: pulumi.Output<MlflowAuth | undefined>;
   /** Which registry this is: `local:<data directory>` for the local server (a new data directory is a
-   * new, empty registry), the tracking URI for an existing server. Pass it to every ModelVersion. */
+   * new, empty registry), `remote:<host>:<port><data directory>` for a remote host, the tracking URI
+   * for an existing server. Pass it to every ModelVersion. */
   public readonly registryId: pulumi.Output<string>;
+  /** Mode remote: the SSH connection and layout for deploy mode remote (secret); else undefined. */
+  public readonly remote: pulumi.Output<RemoteServingArgs | undefined>;
 
   constructor(name: string, args: MlflowServerArgs, opts?: pulumi.ComponentResourceOptions) {
     super("modelserving:mlflow:MlflowServer", name, {}, opts);
-    if (args.mode !== "local" && args.mode !== "existing") {
-      throw new Error(`MlflowServer: mode must be "local" or "existing", got "${args.mode}"`);
+    const mode = (args as { mode: string }).mode;
+    if (mode !== "local" && mode !== "existing" && mode !== "remote") {
+      throw new Error(`MlflowServer: mode must be "local", "existing" or "remote", got "${mode}"`);
     }
     if (args.mode === "existing" && args.trackingUri === undefined) {
       throw new Error('MlflowServer: trackingUri is required when mode is "existing"');
     }
     if (args.mode === "local" && args.mlflowBin === undefined) {
       throw new Error('MlflowServer: mlflowBin is required when mode is "local"');
+    }
+    if (args.mode === "remote" && args.remote === undefined) {
+      throw new Error('MlflowServer: remote is required when mode is "remote"');
+    }
+    if (args.mode === "remote" && args.password !== undefined) {
+      throw new Error(
+        'MlflowServer: password (MLflow basic auth) is not supported with mode "remote" yet',
+      );
     }
 
     const auth =
@@ -57,6 +100,7 @@ export class MlflowServer extends pulumi.ComponentResource {
               .apply(([username, password]) => ({ username, password })),
           );
     this.auth = auth ?? pulumi.output(undefined);
+    this.remote = pulumi.output(undefined);
 
     if (args.mode === "local") {
       const host = args.host ?? "127.0.0.1";
@@ -64,10 +108,10 @@ export class MlflowServer extends pulumi.ComponentResource {
       const server = new LocalMlflowServer(
         `${name}-server`,
         {
-          mlflowBin: args.mlflowBin!,
+          mlflowBin: args.mlflowBin,
           host,
           port,
-          dataDir: args.dataDir!,
+          dataDir: args.dataDir,
           startTimeoutSeconds: args.startTimeoutSeconds ?? 120,
           auth,
           passEnv: args.passEnv ?? [],
@@ -79,15 +123,27 @@ export class MlflowServer extends pulumi.ComponentResource {
       // preview as changed). `server.urn` is known in preview too and keeps the dependency: whatever
       // uses the URL waits for the server.
       this.trackingUri = pulumi.all([host, port, server.urn]).apply(([h, p]) => `http://${h}:${p}`);
-      this.registryId = pulumi.output(args.dataDir!).apply((d) => `local:${path.resolve(d)}`);
+      this.registryId = pulumi.output(args.dataDir).apply((d) => `local:${path.resolve(d)}`);
+    } else if (args.mode === "remote") {
+      const host = remoteMlflowHost(
+        name,
+        args.remote,
+        args.port ?? 5000,
+        args.startTimeoutSeconds ?? 120,
+        this,
+      );
+      this.trackingUri = host.trackingUri;
+      this.registryId = host.registryId;
+      this.remote = host.serving;
     } else {
-      this.trackingUri = pulumi.output(args.trackingUri!);
+      this.trackingUri = pulumi.output(args.trackingUri);
       this.registryId = this.trackingUri.apply((u) => u.replace(/\/+$/, ""));
     }
     this.registerOutputs({
       trackingUri: this.trackingUri,
       auth: this.auth,
       registryId: this.registryId,
+      remote: this.remote,
     });
   }
 }

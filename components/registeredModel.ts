@@ -1,6 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import { AgentDeployment } from "../providers/agentDeployment";
+import type { RemoteServingArgs as RemoteHost } from "../providers/deployment/types";
 import { ModelDeployment } from "../providers/modelDeployment";
+import { venvDir } from "../providers/remote/provisionScript";
 import { sourceProblem } from "../config/modelSource";
 import { hashSource } from "../providers/modelSource";
 import type { MlflowAuth } from "../providers/mlflow/connection";
@@ -10,21 +12,25 @@ import { EndpointEntry } from "./endpoint";
 import { sampleRequestBody } from "./sampleInput";
 import { mlflowCurlCommand, mlflowPythonCommand } from "./snippets/mlflow";
 
-export interface MlflowServingArgs {
-  /** Deploy mode; `local` serves on the MLflow host (this machine). */
-  readonly mode: pulumi.Input<"local">;
-  /** Interface and URL host of the model server (default 127.0.0.1). */
+/** Settings every deploy mode has. */
+interface ServingCommon {
+  /** Interface the model server binds to (default 127.0.0.1; mode remote: on the remote host). */
   readonly host?: pulumi.Input<string>;
   /** Fixed port; by default the first free port from `portRangeStart`. */
   readonly port?: pulumi.Input<number>;
   /** First port tried when no port is fixed (default 5001). */
   readonly portRangeStart?: pulumi.Input<number>;
+  /** Deadline for the model server's /ping (default 300 s). */
+  readonly startTimeoutSeconds?: pulumi.Input<number>;
+}
+
+/** Deploy mode `local`: `mlflow models serve` on this machine (the MLflow host of mode local). */
+export interface LocalServingArgs extends ServingCommon {
+  readonly mode: "local";
   /** The `mlflow` executable whose environment has the model's dependencies. */
   readonly mlflowBin: pulumi.Input<string>;
   /** Folder for logs and port locks. */
   readonly runDir: pulumi.Input<string>;
-  /** Deadline for the model server's /ping (default 300 s). */
-  readonly startTimeoutSeconds?: pulumi.Input<number>;
   /** Environment variable names the model server gets from the deploying environment (default []). */
   readonly passEnv?: pulumi.Input<pulumi.Input<string>[]>;
 }
@@ -51,6 +57,15 @@ export interface AgentServingArgs {
   };
 }
 
+/** Deploy mode `remote`: `mlflow models serve` on the MLflow host over SSH (its provisioned venv). */
+export interface RemoteServingArgs extends ServingCommon {
+  readonly mode: "remote";
+  /** The host (MlflowServer.remote; secret: the SSH key). */
+  readonly remote: pulumi.Input<RemoteHost | undefined>;
+}
+
+export type MlflowServingArgs = LocalServingArgs | RemoteServingArgs;
+
 /** Connection and serving settings every model has, however its version comes about. */
 interface ModelArgsCommon {
   /** Tracking server URL. */
@@ -61,7 +76,7 @@ interface ModelArgsCommon {
   readonly auth?: pulumi.Input<MlflowAuth | undefined>;
   /** Registered model name. */
   readonly modelName: string;
-  /** Serve the version as a REST endpoint on the MLflow host; omit to only register. */
+  /** Serve the version as a REST endpoint (here, on the MLflow host over SSH, or through the agent); omit to only register. */
   readonly serve?: MlflowServingArgs | AgentServingArgs;
   /** Request body for the generated commands (default: one row of the model's serving example). */
   readonly sampleInput?: Record<string, unknown>;
@@ -121,23 +136,7 @@ export class RegisteredModel extends pulumi.ComponentResource {
       const deployment =
         serve.mode === "agent"
           ? agentDeployment(name, args, serve, version, this)
-          : new ModelDeployment(
-              `${name}-server`,
-              {
-                mode: serve.mode,
-                modelUri: version.modelUri,
-                trackingUri: args.trackingUri,
-                auth: args.auth,
-                host: serve.host ?? "127.0.0.1",
-                port: serve.port,
-                portRangeStart: serve.portRangeStart ?? 5001,
-                mlflowBin: serve.mlflowBin,
-                runDir: serve.runDir,
-                startTimeoutSeconds: serve.startTimeoutSeconds ?? 300,
-                passEnv: serve.passEnv ?? [],
-              },
-              { parent: this },
-            );
+          : mlflowDeployment(name, args, serve, version, this);
       this.endpoint = pulumi
         .all([deployment.url, version.modelUri, version.version, version.sampleBody])
         .apply(([url, modelUri, v, body]): EndpointEntry | undefined =>
@@ -286,4 +285,41 @@ function referenceVersion(
         : JSON.parse(example),
     ),
   };
+}
+
+/** `mlflow models serve` of the version: here (mode local) or on the MLflow host over SSH (remote). */
+function mlflowDeployment(
+  name: string,
+  args: RegisteredModelArgs,
+  serve: MlflowServingArgs,
+  version: VersionOutputs,
+  parent: pulumi.Resource,
+): ModelDeployment {
+  const remote = serve.mode === "remote" ? pulumi.output(serve.remote) : undefined;
+  return new ModelDeployment(
+    `${name}-server`,
+    {
+      mode: serve.mode,
+      modelUri: version.modelUri,
+      trackingUri: args.trackingUri,
+      auth: args.auth,
+      host: serve.host ?? (serve.mode === "remote" ? "0.0.0.0" : "127.0.0.1"),
+      port: serve.port,
+      portRangeStart: serve.portRangeStart ?? 5001,
+      // Mode remote: the host's provisioned venv, logs and locks under its base directory (paths,
+      // not secret, though they come from the secret connection block).
+      mlflowBin:
+        serve.mode === "local"
+          ? serve.mlflowBin
+          : pulumi.unsecret(remote!.apply((r) => `${venvDir(r!.layout)}/bin/mlflow`)),
+      runDir:
+        serve.mode === "local"
+          ? serve.runDir
+          : pulumi.unsecret(remote!.apply((r) => `${r!.layout.baseDir}/run/model-servers`)),
+      startTimeoutSeconds: serve.startTimeoutSeconds ?? 300,
+      passEnv: serve.mode === "local" ? (serve.passEnv ?? []) : [],
+      remote,
+    },
+    { parent },
+  );
 }

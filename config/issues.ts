@@ -27,10 +27,11 @@ export function withoutUserInfo(text: string): string {
   return text.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, "$1<hidden>@");
 }
 
-/** How a value is shown after "got": passwords hidden, URLs without credentials. */
+/** How a value is shown after "got": passwords, passphrases, private keys and DSNs hidden, URLs without
+ * credentials. */
 export function shown(keys: KeyPath, value: unknown): string {
   const last = keys.at(-1);
-  if (typeof last === "string" && /password/i.test(last)) {
+  if (typeof last === "string" && /password|passphrase|^privateKey$|dsn/i.test(last)) {
     return "<hidden>";
   }
   if (typeof value === "string") {

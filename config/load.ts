@@ -1,5 +1,11 @@
 import * as pulumi from "@pulumi/pulumi";
 import { AGENT_TOKEN_KEY } from "./agentConfig";
+import {
+  BACKEND_DSN_KEY,
+  SSH_PASSPHRASE_KEY,
+  SSH_PRIVATE_KEY_KEY,
+  type SecretConfig,
+} from "./remoteHost";
 import { parseStackConfig, PasswordConfig, StackConfig } from "./stackConfig";
 
 const PASSWORD_KEY = "model-serving:mlflowPassword";
@@ -20,24 +26,30 @@ function isSecretKey(key: string): boolean {
   return Array.isArray(keys) && keys.includes(key);
 }
 
+function secretConfig(key: string): SecretConfig | undefined {
+  const value = pulumi.runtime.getConfig(key);
+  return value === undefined ? undefined : { value, secret: isSecretKey(key) };
+}
+
 /** Reads and validates the `model-serving` config of the current stack. */
-export function loadStackConfig(): StackConfig & {
+export function loadStackConfig(): Omit<StackConfig, "remoteKey"> & {
   mlflowPassword?: pulumi.Output<string>;
   agentToken?: pulumi.Output<string>;
+  /** mlflow.mode remote: the SSH key and passphrase, as secrets. */
+  remoteKey?: pulumi.Output<{ privateKey?: string; passphrase?: string; dsn?: string }>;
 } {
   const config = new pulumi.Config("model-serving");
-  const password = pulumi.runtime.getConfig(PASSWORD_KEY);
-  const mlflowPassword: PasswordConfig | undefined =
-    password === undefined ? undefined : { value: password, secret: isSecretKey(PASSWORD_KEY) };
-  const token = pulumi.runtime.getConfig(AGENT_TOKEN_KEY);
-  const agentToken: PasswordConfig | undefined =
-    token === undefined ? undefined : { value: token, secret: isSecretKey(AGENT_TOKEN_KEY) };
-  const parsed = parseStackConfig(
+  const mlflowPassword: PasswordConfig | undefined = secretConfig(PASSWORD_KEY);
+  const agentToken: PasswordConfig | undefined = secretConfig(AGENT_TOKEN_KEY);
+  const { remoteKey, ...parsed } = parseStackConfig(
     {
       mlflow: config.getObject("mlflow"),
       models: config.getObject("models"),
       mlflowPassword,
       agentToken,
+      sshPrivateKey: secretConfig(SSH_PRIVATE_KEY_KEY),
+      sshPassphrase: secretConfig(SSH_PASSPHRASE_KEY),
+      backendStoreDsn: secretConfig(BACKEND_DSN_KEY),
     },
     { projectDir: process.cwd(), stack: pulumi.getStack() },
   );
@@ -48,5 +60,6 @@ export function loadStackConfig(): StackConfig & {
     ...parsed,
     mlflowPassword: config.getSecret("mlflowPassword"),
     agentToken: config.getSecret("agentToken"),
+    remoteKey: remoteKey === undefined ? undefined : pulumi.secret(remoteKey),
   };
 }

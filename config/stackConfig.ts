@@ -19,6 +19,12 @@ import {
 import { errorMap, formatIssues, problem, wholeNumber } from "./issues";
 import { mlflowPasswordProblem } from "./mlflowPassword";
 import { sourceProblem } from "./modelSource";
+import {
+  remoteHostSchema,
+  remoteKeyMaterial,
+  type RemoteKeyMaterial,
+  type SecretConfig,
+} from "./remoteHost";
 
 /**
  * The stack's configuration (namespace `model-serving`), validated in one place before any resource is
@@ -83,6 +89,8 @@ const mlflowSchema = z
     deployMode: z.enum(["local", "remote", "agent"]).default("local"),
     /** Deploy mode `agent`: the MLOps agent (config/agentConfig.ts). */
     agent: agentSchema.optional(),
+    /** The MLflow host over SSH (mode remote): config/remoteHost.ts. */
+    remote: remoteHostSchema.optional(),
     username: z.string().min(1).optional(),
     password: z
       .never({
@@ -125,18 +133,38 @@ const mlflowSchema = z
         'is only used when mode is "existing"; the local server\'s URI comes from host and port',
       );
     }
-    if (m.mode === "remote") {
+    if (m.mode === "remote" && m.remote === undefined) {
+      custom(ctx, ["remote"], 'is required when mode is "remote" (host, user, hostKey, the key)');
+    }
+    if (m.mode !== "remote" && m.remote !== undefined) {
+      custom(ctx, ["remote"], 'is only used when mode is "remote"');
+    }
+    if (m.mode === "remote" && m.trackingUri !== undefined) {
       custom(
         ctx,
-        ["mode"],
-        'remote (SSH) MLflow hosts are not available yet; use "local" or "existing"',
+        ["trackingUri"],
+        'is only used when mode is "existing"; the remote server\'s URI comes from remote.publicHost and port',
       );
     }
-    if (m.deployMode === "remote") {
+    if (m.deployMode === "agent" && m.mode === "remote") {
       custom(
         ctx,
         ["deployMode"],
-        'deploy mode "remote" is not available yet; use "local" or "agent"',
+        'deploy mode "agent" is not available with mode "remote" yet (the remote provisioning does not install the agent); use deployMode "remote"',
+      );
+    }
+    if (m.deployMode === "remote" && m.mode !== "remote") {
+      custom(
+        ctx,
+        ["deployMode"],
+        'deploy mode "remote" serves on the MLflow host over SSH: it needs mode "remote"',
+      );
+    }
+    if (m.deployMode === "local" && m.mode === "remote") {
+      custom(
+        ctx,
+        ["deployMode"],
+        'must be "remote" or "agent" when mode is "remote" (models are served on the MLflow host)',
       );
     }
     if (m.agent !== undefined && m.deployMode !== "agent") {
@@ -278,7 +306,7 @@ const stackSchema = z
         custom(
           ctx,
           ["models", i, "serve", "port"],
-          `is the MLflow server's port (${s.mlflow.mode === "local" ? "mlflow.port" : "mlflow.trackingUri"}); choose another`,
+          `is the MLflow server's port (${s.mlflow.mode === "existing" ? "mlflow.trackingUri" : "mlflow.port"}); choose another`,
         );
       } else if (fixed.has(p)) {
         custom(ctx, ["models", i, "serve", "port"], `is already used by models[${fixed.get(p)}]`);
@@ -289,7 +317,7 @@ const stackSchema = z
 
 /** The port the MLflow server listens on here: mlflow.port, or a loopback trackingUri's port. */
 function mlflowListenPort(m: z.infer<typeof mlflowSchema>): number | undefined {
-  if (m.mode === "local") {
+  if (m.mode !== "existing") {
     return m.port;
   }
   if (m.trackingUri === undefined || !isHttpUrl(m.trackingUri)) {
@@ -346,6 +374,9 @@ export interface StackConfig {
   cacheDir: string;
   mlflowBin: string;
   runDir: string;
+  /** mlflow.mode remote: the SSH key (from privateKeyFile or the secret sshPrivateKey) and passphrase;
+   * config/load.ts makes them Pulumi secrets. */
+  remoteKey?: RemoteKeyMaterial;
   /** Things the user should know that are not errors (logged as warnings by config/load.ts). */
   notices: string[];
 }
@@ -392,6 +423,9 @@ export function parseStackConfig(
     models?: unknown;
     mlflowPassword?: PasswordConfig;
     agentToken?: PasswordConfig;
+    sshPrivateKey?: SecretConfig;
+    sshPassphrase?: SecretConfig;
+    backendStoreDsn?: SecretConfig;
   },
   ctx: ConfigContext,
 ): StackConfig {
@@ -409,6 +443,25 @@ export function parseStackConfig(
     throw new Error(`invalid stack configuration:\n  ${problems.join("\n  ")}`);
   }
   const { mlflow, models } = parsed.data;
+  const remoteKey =
+    mlflow.remote === undefined
+      ? undefined
+      : remoteKeyMaterial(
+          mlflow.remote,
+          {
+            privateKey: raw.sshPrivateKey,
+            passphrase: raw.sshPassphrase,
+            dsn: raw.backendStoreDsn,
+          },
+          ctx.projectDir,
+          PREFIX,
+        );
+  problems.push(...(remoteKey?.problems ?? []));
+  if (mlflow.mode === "remote" && raw.mlflowPassword !== undefined) {
+    problems.push(
+      `${PREFIX}mlflowPassword: MLflow basic auth is not supported with mlflow.mode "remote" yet; remove it (pulumi config rm mlflowPassword)`,
+    );
+  }
 
   const seen = new Set<string>();
   const resolved = models.map((m, i): ModelConfig => {
@@ -499,6 +552,7 @@ export function parseStackConfig(
     cacheDir,
     mlflowBin: path.join(venv, "bin", "mlflow"),
     runDir: path.join(cacheDir, "run", ctx.stack),
+    remoteKey: remoteKey?.material,
     notices,
   };
 }

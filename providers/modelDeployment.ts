@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import type * as core from "./deployment/core";
-import type { DeployMode } from "./deployment/types";
+import type { DeployMode, RemoteServingArgs } from "./deployment/types";
 import type { MlflowAuth } from "./modelVersionCore";
 import { assertProviderCodeCurrent, providerCode } from "./providerCode";
 
@@ -50,9 +50,11 @@ export interface ModelDeploymentArgs {
   /** Environment variable names copied from the deploying environment into the model server's
    * (default []); nothing else of that environment reaches it. */
   passEnv?: pulumi.Input<pulumi.Input<string>[]>;
+  /** Deploy mode `remote`: the SSH host (secret: the private key) and its layout. */
+  remote?: pulumi.Input<RemoteServingArgs | undefined>;
 }
 
-/** A model served as a REST endpoint on the MLflow host (id `<host>:<port>`). */
+/** A model served as a REST endpoint on the MLflow host or a host over SSH (id `<host>:<port>`). */
 export class ModelDeployment extends pulumi.dynamic.Resource {
   declare public readonly url: pulumi.Output<string>;
   declare public readonly baseUrl: pulumi.Output<string>;
@@ -72,7 +74,7 @@ export class ModelDeployment extends pulumi.dynamic.Resource {
         // Names the port reservation, so the next create of this resource finds a killed create's server.
         owner: `${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}/${name}`,
       },
-      pulumi.mergeOptions(opts, { additionalSecretOutputs: ["auth"] }),
+      pulumi.mergeOptions(opts, { additionalSecretOutputs: ["auth", "remote"] }),
       "modelserving",
       "ModelDeployment",
     );

@@ -27,6 +27,8 @@ const ENTRIES = [
   "providers/mlflowServerCore",
   "providers/agent/serverCore",
   "providers/agent/deploymentCore",
+  "providers/remote/hostProvisioningCore",
+  "providers/remote/mlflowServerCore",
 ];
 
 function sourceFiles(root) {

@@ -1,7 +1,8 @@
-import { changedKeys, diffByKeys } from "../diffKeys";
+import { changedKeys, containsUnknown, diffByKeys } from "../diffKeys";
 import { isPortFree, portHeldByOwnServer } from "../process";
 import { passEnvProblem } from "../process/env";
 import { localServingHost } from "./localHost";
+import { remoteServingHost } from "./remoteHost";
 import { DeploymentArgs, DeploymentState, DeployMode, ServingHost } from "./types";
 
 /**
@@ -9,7 +10,8 @@ import { DeploymentArgs, DeploymentState, DeployMode, ServingHost } from "./type
  *
  * Contract
  * - id: `<host>:<port>` of the model server.
- * - replace: another deploy mode, host or fixed port (the URL changes).
+ * - replace: another deploy mode, host or fixed port (the URL changes); mode remote: another SSH host,
+ *   public host or layout (`remote`; a rotated key or a new host key pin of the same host is recorded).
  * - update in place, restarting the server on the same port (the URL stays the same): a new model URI
  *   (a new version), executable or passEnv (the server's environment). Only these restart it.
  * - update in place without a restart: trackingUri and auth (the server downloaded the model when it
@@ -39,8 +41,10 @@ export function servingHostFor(mode: DeployMode): ServingHost {
   switch (mode) {
     case "local":
       return localServingHost();
+    case "remote":
+      return remoteServingHost();
     default:
-      throw new Error(`deployMode: "${mode}" is not available yet; supported: local`);
+      throw new Error(`deployMode: "${mode}" is not available yet; supported: local, remote`);
   }
 }
 
@@ -134,13 +138,25 @@ function normalized<T extends Partial<DeploymentArgs>>(args: T): T {
 }
 
 export function diffDeployment(olds: DeploymentState, news: DeploymentArgs) {
-  return diffByKeys<DeploymentArgs, keyof DeploymentArgs>(
+  const result = diffByKeys<DeploymentArgs, keyof DeploymentArgs>(
     normalized(olds),
     normalized(news),
     REPLACE_KEYS,
-    UPDATE_KEYS,
+    [...UPDATE_KEYS, "remote"],
     true,
   );
+  // Mode remote: another host (SSH address, the URL's host) or layout is another server; a changed key,
+  // user or host key pin of the same host is only recorded.
+  const target = (r: DeploymentArgs["remote"]) =>
+    JSON.stringify([r?.connection?.host, r?.connection?.port, r?.publicHost, r?.layout]);
+  if (
+    !containsUnknown(news.remote) &&
+    target(olds.remote) !== target(news.remote) &&
+    !result.replaces.includes("remote")
+  ) {
+    result.replaces.push("remote");
+  }
+  return result;
 }
 
 /** The keys of a state that describe the running process, not the deployment's arguments. */
@@ -177,7 +193,8 @@ export async function updateDeployment(
   } catch (err) {
     failure = (err as Error).message;
   }
-  const baseUrl = `http://${news.host}:${port}`;
+  // The URL clients use (for mode remote the public host, not the interface bound there).
+  const baseUrl = olds.baseUrl;
   log(`${news.modelUri} did not start on ${baseUrl}: starting ${olds.modelUri} there again`);
   // The old version with the old state's arguments; if the connection changed too (a rotated
   // password makes the old one fail), once more with the new connection.

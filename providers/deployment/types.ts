@@ -1,5 +1,7 @@
 import { MlflowAuth } from "../modelVersionCore";
 import { ProcessHandle } from "../process";
+import { HostLayout } from "../remote/provisionScript";
+import { SshConnection } from "../ssh/connection";
 
 /** Where a model server runs: the MLflow host itself (`local`), a host over SSH (`remote`) or through the
  * MLOps agent on the MLflow host (`agent`). Each mode is one ServingHost implementation. */
@@ -28,6 +30,18 @@ export interface DeploymentArgs {
   /** The stack resource, `<org>/<project>/<stack>/<name>`: names its port reservation, so a create
    * interrupted by a killed `up` is adopted or stopped by the next create of the same resource. */
   owner?: string;
+  /** Deploy mode `remote` only: the host and how it is laid out (see providers/deployment/remoteHost.ts). */
+  remote?: RemoteServingArgs;
+}
+
+export interface RemoteServingArgs {
+  /** Secret (the private key). */
+  connection: SshConnection;
+  layout: HostLayout;
+  /** The host name in the endpoint URL (`host` is the interface bound on the remote host). */
+  publicHost: string;
+  /** The tracking URI as the remote host reaches it, e.g. http://127.0.0.1:5000. */
+  hostTrackingUri: string;
 }
 
 export interface DeploymentState extends DeploymentArgs, ProcessHandle {

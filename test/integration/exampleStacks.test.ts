@@ -41,6 +41,26 @@ describeReal("example stack files", () => {
     expect(parsed.models.map((m) => m.name)).toEqual(["iris"]);
   });
 
+  it("remote is an SSH MLflow host serving there, its key from secret config", () => {
+    const config = stackConfig("Pulumi.remote.yaml");
+    const parsed = parseStackConfig(
+      {
+        mlflow: config["model-serving:mlflow"],
+        models: config["model-serving:models"],
+        // What `pulumi config set --secret sshPrivateKey < key` supplies.
+        sshPrivateKey: { value: "-----BEGIN OPENSSH PRIVATE KEY-----\n", secret: true },
+      },
+      { projectDir: repoRoot, stack: "remote" },
+    );
+    expect(parsed.mlflow).toMatchObject({
+      mode: "remote",
+      deployMode: "remote",
+      port: 5000,
+      remote: { host: "mlflow-1.internal.example.com", user: "deploy", profile: "default" },
+    });
+    expect(parsed.models.map((m) => m.name)).toEqual(["iris"]);
+  });
+
   it("dev is the embedded local case: iris with alias champion, served", () => {
     const config = stackConfig("Pulumi.dev.yaml");
     const parsed = parseStackConfig(

@@ -81,3 +81,19 @@ export function localAgentModule() {
 export function agentDeploymentModule() {
   return { AgentDeployment: dynamicStandIn("AgentDeployment", ["url", "pathUrl", "servedPort"]) };
 }
+
+/** providers/hostProvisioning with HostProvisioning swapped for its stand-in. */
+export function hostProvisioningModule() {
+  return { HostProvisioning: dynamicStandIn("HostProvisioning", ["hash"]) };
+}
+
+/** providers/remoteMlflowServer with RemoteMlflowServer swapped for its stand-in. */
+export function remoteMlflowServerModule() {
+  return {
+    RemoteMlflowServer: dynamicStandIn("RemoteMlflowServer", [
+      "trackingUri",
+      "supervisor",
+      "logFile",
+    ]),
+  };
+}

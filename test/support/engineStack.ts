@@ -266,6 +266,10 @@ export function processGroupAlive(pgid: number): boolean {
 /** Last resort after cleanup: SIGKILL every server group recorded in the state or the stack's cache. */
 function killStackProcesses(engine: EngineStack): void {
   for (const r of engine.resources()) {
+    // A deploy mode remote server's group is on another host: nothing here to kill.
+    if (r.outputs?.mode === "remote") {
+      continue;
+    }
     const pgid = r.outputs?.pgid;
     if (typeof pgid === "number" && pgid > 1) {
       try {

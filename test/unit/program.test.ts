@@ -235,10 +235,10 @@ describe("components validate their arguments first", () => {
 
   it("MlflowServer needs a tracking URI for an existing server", async () => {
     const { MlflowServer } = await import("../../components/mlflowServer");
-    expect(() => new MlflowServer("m", { mode: "existing" })).toThrow(
+    expect(() => new MlflowServer("m", { mode: "existing" } as never)).toThrow(
       'MlflowServer: trackingUri is required when mode is "existing"',
     );
-    expect(() => new MlflowServer("m", { mode: "local" })).toThrow(
+    expect(() => new MlflowServer("m", { mode: "local" } as never)).toThrow(
       'MlflowServer: mlflowBin is required when mode is "local"',
     );
   });

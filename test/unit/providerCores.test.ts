@@ -170,8 +170,8 @@ describe("ModelDeployment diff", () => {
   });
 
   it("names the modes that do not exist yet", () => {
-    expect(() => servingHostFor("remote")).toThrow(
-      'deployMode: "remote" is not available yet; supported: local',
+    expect(() => servingHostFor("agent")).toThrow(
+      'deployMode: "agent" is not available yet; supported: local, remote',
     );
   });
 });

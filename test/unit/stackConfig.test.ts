@@ -133,10 +133,10 @@ describe("stack config errors name the key and the value", () => {
       ),
     ],
     [
-      "deploy mode not available yet",
+      "deploy mode remote without a remote MLflow host",
       { mlflow: { deployMode: "remote" } },
       invalid(
-        'model-serving:mlflow.deployMode: deploy mode "remote" is not available yet; use "local" or "agent" (got "remote")',
+        'model-serving:mlflow.deployMode: deploy mode "remote" serves on the MLflow host over SSH: it needs mode "remote" (got "remote")',
       ),
     ],
     [

@@ -1,0 +1,251 @@
+import { execFile, execFileSync } from "child_process";
+import * as crypto from "crypto";
+import * as fs from "fs";
+import * as net from "net";
+import * as path from "path";
+import { promisify } from "util";
+import { SshConnection } from "../../providers/ssh";
+import { dockerCli, dockerEnv, dockerSocket } from "../replay/dockerEnv";
+import { repoRoot, skipReason, tempDir, tryReservePort } from "./env";
+
+const run = promisify(execFile);
+
+/**
+ * The SSH test host: a second host with its own filesystem, process table and address, made by the
+ * test setup. A container (`ms-sshhost-<id>`) from the debootstrap image of scripts/sshhost-image.sh in
+ * the private engine of scripts/dockerd.sh, running sshd with a host key and user keys generated for
+ * this run. Two users log in: `root`, and `deploy`, a sudo user (NOPASSWD, the admin guide's setup).
+ * sshd and `ports` are published 1:1 on 127.0.0.1 (a port the host serves on is the port the test
+ * reaches), all from 34000-34999.
+ *
+ * The host trusts the deploying machine's CA file ($SSL_CERT_FILE, mounted read-only, never copied
+ * into the image) so pip and apt reach their registries. No pip cache is mounted: on this machine pip's
+ * HTTP cache stayed empty after a full install (it logs "Updating cache" but stores nothing, so the
+ * responses are evidently not cacheable here), so every new host downloads its packages.
+ */
+export interface SshTestHost {
+  kind: "docker";
+  name: string;
+  /** The address the deploying side uses: 127.0.0.1. */
+  address: string;
+  sshPort: number;
+  /** Extra ports, published 1:1. */
+  ports: number[];
+  /** The host's ed25519 public key line (what a stack pins). */
+  hostKey: string;
+  root: SshConnection;
+  /** `deploy`, in sudoers with NOPASSWD. */
+  sudoUser: SshConnection;
+  /** Out-of-band inspection (docker exec as root), for assertions only, never for the code under test. */
+  inspect(script: string): Promise<{ code: number; stdout: string; stderr: string }>;
+  stop(): Promise<void>;
+}
+
+const IMAGE_SCRIPT = path.join(repoRoot, "scripts", "sshhost-image.sh");
+const PORT_MIN = 34000;
+const PORT_MAX = 34999;
+
+/** Why the SSH host cannot be made here (undefined: it can), through skipReason, so under CI=true a
+ * missing engine fails the suite. Prints the kind of host used. */
+export function missingSshHost(): string | undefined {
+  const why = dockerProblem();
+  if (why === undefined) {
+    process.stderr.write("ssh test host: a Docker container (scripts/dockerd.sh engine)\n");
+  }
+  return skipReason(why);
+}
+
+function dockerProblem(): string | undefined {
+  const socket = dockerSocket();
+  if (!fs.existsSync(socket)) {
+    return `no Docker engine socket at ${socket}: run \`bash scripts/dockerd.sh start\``;
+  }
+  try {
+    execFileSync(dockerCli(), ["version"], {
+      env: { ...process.env, ...dockerEnv() },
+      stdio: "pipe",
+      timeout: 15_000,
+    });
+  } catch (err) {
+    return `the Docker engine at ${socket} does not answer (${String(err).split("\n")[0]})`;
+  }
+  if (!fs.existsSync(process.env.SSL_CERT_FILE ?? "/etc/ssl/certs/ca-certificates.crt")) {
+    return "no CA file to hand to the test host (SSL_CERT_FILE)";
+  }
+  return undefined;
+}
+
+async function docker(args: string[]): Promise<string> {
+  const env = { ...process.env, ...dockerEnv() };
+  const { stdout } = await run(dockerCli(), args, { env, maxBuffer: 64 << 20 });
+  return stdout;
+}
+
+/** `count` consecutive free ports in 34000-34999, each reserved in the tests' port lock dir. */
+async function portBlock(count: number): Promise<number[]> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const start = PORT_MIN + Math.floor(Math.random() * (PORT_MAX - PORT_MIN + 1 - count));
+    const block = Array.from({ length: count }, (_, i) => start + i);
+    const taken: number[] = [];
+    let ok = true;
+    for (const port of block) {
+      if (!tryReservePort(port) || !(await bindable(port))) {
+        ok = false;
+        break;
+      }
+      taken.push(port);
+    }
+    if (ok) {
+      return block;
+    }
+  }
+  throw new Error(`sshHost: no ${count} consecutive free ports in ${PORT_MIN}-${PORT_MAX}`);
+}
+
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once("error", () => resolve(false));
+    s.listen({ port, host: "127.0.0.1", exclusive: true }, () => s.close(() => resolve(true)));
+  });
+}
+
+function keygen(dir: string, name: string): { privateKey: string; publicKey: string } {
+  const file = path.join(dir, name);
+  execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", name, "-f", file]);
+  return {
+    privateKey: fs.readFileSync(file, "utf8"),
+    publicKey: fs.readFileSync(`${file}.pub`, "utf8").trim(),
+  };
+}
+
+/** What runs as the container's command: users, keys, sshd in the foreground. */
+function setupScript(sshPort: number): string {
+  return [
+    "set -e",
+    "useradd --create-home --shell /bin/bash deploy",
+    "echo 'deploy ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/deploy && chmod 0440 /etc/sudoers.d/deploy",
+    "install -d -m 0700 /root/.ssh && install -m 0600 /keys/root.pub /root/.ssh/authorized_keys",
+    "install -d -m 0700 -o deploy -g deploy /home/deploy/.ssh",
+    "install -m 0600 -o deploy -g deploy /keys/deploy.pub /home/deploy/.ssh/authorized_keys",
+    "install -m 0600 /keys/host /etc/ssh/ssh_host_ed25519_key",
+    // pip inside the host trusts the same CA file as everything else there (the mounted one).
+    "printf '[global]\\ncert = /etc/ssl/certs/ca-certificates.crt\\n' > /etc/pip.conf",
+    "mkdir -p /run/sshd",
+    `exec /usr/sbin/sshd -D -e -p ${sshPort} -o PasswordAuthentication=no -o HostKey=/etc/ssh/ssh_host_ed25519_key`,
+  ].join("\n");
+}
+
+export async function startSshHost(options: { ports?: number } = {}): Promise<SshTestHost> {
+  const started = Date.now();
+  const image = execFileSync("bash", [IMAGE_SCRIPT, "image"], {
+    env: { ...process.env, ...dockerEnv() },
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+  })
+    .trim()
+    .split("\n")
+    .pop() as string;
+  const [sshPort, ...ports] = await portBlock(1 + (options.ports ?? 0));
+  const keys = tempDir("sshhost-keys");
+  const host = keygen(keys, "host");
+  const root = keygen(keys, "root");
+  const deploy = keygen(keys, "deploy");
+  // What the container sees: its own host key and the users' public keys, no user private key.
+  const mounted = path.join(keys, "mount");
+  fs.mkdirSync(mounted);
+  fs.copyFileSync(path.join(keys, "host"), path.join(mounted, "host"));
+  fs.writeFileSync(path.join(mounted, "root.pub"), `${root.publicKey}\n`);
+  fs.writeFileSync(path.join(mounted, "deploy.pub"), `${deploy.publicKey}\n`);
+  const name = `ms-sshhost-${crypto.randomBytes(4).toString("hex")}`;
+  const caFile = process.env.SSL_CERT_FILE ?? "/etc/ssl/certs/ca-certificates.crt";
+  const publish = [sshPort, ...ports].flatMap((p) => ["-p", `127.0.0.1:${p}:${p}`]);
+  await docker([
+    "run",
+    "--detach",
+    "--init",
+    "--name",
+    name,
+    "--hostname",
+    "sshhost",
+    "--label",
+    "model-serving.test=sshhost",
+    ...publish,
+    "-v",
+    `${mounted}:/keys:ro`,
+    "-v",
+    `${caFile}:/etc/ssl/certs/ca-certificates.crt:ro`,
+    image,
+    "sh",
+    "-c",
+    setupScript(sshPort),
+  ]);
+  const stop = async () => {
+    await docker(["rm", "--force", "--volumes", name]).catch(() => undefined);
+    fs.rmSync(keys, { recursive: true, force: true });
+  };
+  try {
+    await waitForBanner(sshPort, 30_000);
+  } catch (err) {
+    const logs = await docker(["logs", "--tail", "20", name]).catch(() => "");
+    await stop();
+    throw new Error(`sshHost: ${name} did not start sshd: ${String(err)}\n${logs}`);
+  }
+  process.stderr.write(
+    `ssh test host ${name} on 127.0.0.1:${sshPort} in ${Date.now() - started} ms\n`,
+  );
+  const conn = (user: string, privateKey: string): SshConnection => ({
+    host: "127.0.0.1",
+    port: sshPort,
+    user,
+    privateKey,
+    hostKey: host.publicKey,
+  });
+  return {
+    kind: "docker",
+    name,
+    address: "127.0.0.1",
+    sshPort,
+    ports,
+    hostKey: host.publicKey,
+    root: conn("root", root.privateKey),
+    sudoUser: conn("deploy", deploy.privateKey),
+    async inspect(script) {
+      try {
+        const { stdout, stderr } = await run(dockerCli(), ["exec", name, "sh", "-c", script], {
+          env: { ...process.env, ...dockerEnv() },
+        });
+        return { code: 0, stdout, stderr };
+      } catch (err) {
+        const e = err as { code?: number; stdout?: string; stderr?: string };
+        return { code: e.code ?? 1, stdout: e.stdout ?? "", stderr: e.stderr ?? "" };
+      }
+    },
+    stop,
+  };
+}
+
+/** Resolves once something on the port speaks SSH (the `SSH-2.0-` banner). */
+async function waitForBanner(port: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const banner = await new Promise<string>((resolve) => {
+      const s = net.connect(port, "127.0.0.1");
+      let data = "";
+      s.setTimeout(2000, () => s.destroy());
+      s.on("data", (d) => {
+        data += d.toString();
+        s.destroy();
+      });
+      s.on("close", () => resolve(data));
+      s.on("error", () => resolve(""));
+    });
+    if (banner.startsWith("SSH-2.0-")) {
+      return;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`no SSH banner on 127.0.0.1:${port} within ${timeoutMs} ms`);
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}

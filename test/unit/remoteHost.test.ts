@@ -1,0 +1,590 @@
+import * as fs from "fs";
+import * as path from "path";
+import * as pulumi from "@pulumi/pulumi";
+import { parseStackConfig } from "../../config/stackConfig";
+import {
+  diffProvisioning,
+  scriptHashOf,
+  type HostProvisioningState,
+} from "../../providers/remote/hostProvisioningCore";
+import { diffRemoteMlflowServer } from "../../providers/remote/mlflowServerCore";
+import {
+  backendStoreUri,
+  splitDsn,
+  supervisorScript,
+  systemdUnit,
+} from "../../providers/remote/mlflowServerUnits";
+import { diffDeployment } from "../../providers/deployment/core";
+import { DEFAULT_LAYOUT } from "../../providers/remote/provisionScript";
+import { loadProfile } from "../../config/provisioningProfile";
+import { UNKNOWN } from "../../providers/diffKeys";
+import { mockRecorder, value } from "../support/mockRecorder";
+import { tempDir } from "../support/env";
+
+jest.mock("../../providers/hostProvisioning", () =>
+  jest.requireActual("../support/dynamicStandIns").hostProvisioningModule(),
+);
+jest.mock("../../providers/remoteMlflowServer", () =>
+  jest.requireActual("../support/dynamicStandIns").remoteMlflowServerModule(),
+);
+jest.mock("../../providers/modelDeployment", () =>
+  jest.requireActual("../support/dynamicStandIns").modelDeploymentModule(),
+);
+jest.mock("../../providers/modelVersion", () =>
+  jest.requireActual("../support/dynamicStandIns").modelVersionModule(),
+);
+
+const { registrations, calls, record, recordCall, settle, named } = mockRecorder();
+const AWS_KEY =
+  "-----BEGIN OPENSSH PRIVATE KEY-----\nfrom-secrets-manager\n-----END OPENSSH PRIVATE KEY-----\n";
+pulumi.runtime.setMocks(
+  {
+    newResource(args) {
+      record(args);
+      const outs: Record<string, unknown> = { ...args.inputs };
+      if (args.type.endsWith(":HostProvisioning")) {
+        outs.hash = "h1";
+      }
+      if (args.type.endsWith(":ModelDeployment")) {
+        outs.url = `http://${args.inputs.remote?.value?.publicHost}:5001/invocations`;
+      }
+      if (args.type.endsWith(":ModelVersion")) {
+        outs.modelUri = "models:/iris/1";
+        outs.version = "1";
+      }
+      return { id: `${args.name}-id`, state: outs };
+    },
+    call: (args) => {
+      recordCall(args);
+      return args.token === "aws:secretsmanager/getSecretVersion:getSecretVersion"
+        ? { ...args.inputs, secretString: AWS_KEY, arn: "arn:aws:secretsmanager:x", id: "x" }
+        : args.inputs;
+    },
+  },
+  "model-serving",
+  "mockstack",
+  false,
+);
+
+const { MlflowServer } =
+  require("../../components/mlflowServer") as typeof import("../../components/mlflowServer");
+const { RegisteredModel } =
+  require("../../components/registeredModel") as typeof import("../../components/registeredModel");
+
+const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+const SECRET_VALUE = "1b47061264138c4ac30d75fd1eb44270";
+const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEm0Q2mlxMxhBGPS1hVpYIZbvzYi2KQTjn6ZsutbaqdF";
+const KEY =
+  "-----BEGIN OPENSSH PRIVATE KEY-----\nnot-a-real-key\n-----END OPENSSH PRIVATE KEY-----\n";
+
+const projectDir = tempDir("remote-config");
+fs.mkdirSync(path.join(projectDir, "models/iris"), { recursive: true });
+fs.writeFileSync(path.join(projectDir, "models/iris/MLmodel"), "flavors: {}\n");
+fs.writeFileSync(path.join(projectDir, "id_test"), KEY);
+const ctx = { projectDir, stack: "dev", env: { MODEL_SERVING_CACHE: "/cache", HOME: "/home/u" } };
+const invalid = (...lines: string[]) => `invalid stack configuration:\n  ${lines.join("\n  ")}`;
+const remote = (extra: Record<string, unknown> = {}) => ({
+  host: "mlflow.internal",
+  user: "deploy",
+  hostKey: HOST_KEY,
+  privateKeyFile: "id_test",
+  ...extra,
+});
+const parse = (raw: Parameters<typeof parseStackConfig>[0]) => () => parseStackConfig(raw, ctx);
+
+describe("mlflow.remote in stack config", () => {
+  it("resolves defaults and reads the key file", () => {
+    const cfg = parseStackConfig(
+      { mlflow: { mode: "remote", deployMode: "remote", remote: remote() } },
+      ctx,
+    );
+    expect(cfg.mlflow.remote).toEqual({
+      host: "mlflow.internal",
+      port: 22,
+      user: "deploy",
+      hostKey: HOST_KEY,
+      privateKeyFile: "id_test",
+      profile: "default",
+      extraApt: [],
+      extraPip: [],
+      backendStore: "sqlite",
+      database: "mlflow",
+      bindHost: "0.0.0.0",
+      portRangeStart: 5001,
+      serviceUser: "mlflow",
+      baseDir: "/opt/model-serving",
+      dataDir: "/var/lib/model-serving/mlflow",
+      provisionTimeoutSeconds: 1800,
+    });
+    expect(cfg.remoteKey).toEqual({ privateKey: KEY, passphrase: undefined });
+  });
+
+  it("takes the key and passphrase from secret config", () => {
+    const cfg = parseStackConfig(
+      {
+        mlflow: {
+          mode: "remote",
+          deployMode: "remote",
+          remote: remote({ privateKeyFile: undefined }),
+        },
+        sshPrivateKey: { value: KEY, secret: true },
+        sshPassphrase: { value: "pp", secret: true },
+      },
+      ctx,
+    );
+    expect(cfg.remoteKey).toEqual({ privateKey: KEY, passphrase: "pp" });
+  });
+
+  const cases: [string, Parameters<typeof parseStackConfig>[0], string][] = [
+    [
+      "mode remote without the block",
+      { mlflow: { mode: "remote", deployMode: "remote" } },
+      invalid(
+        'model-serving:mlflow.remote: is required when mode is "remote" (host, user, hostKey, the key)',
+      ),
+    ],
+    [
+      "deploy mode remote without mode remote",
+      { mlflow: { deployMode: "remote" } },
+      invalid(
+        'model-serving:mlflow.deployMode: deploy mode "remote" serves on the MLflow host over SSH: it needs mode "remote" (got "remote")',
+      ),
+    ],
+    [
+      "mode remote with deploy mode local",
+      { mlflow: { mode: "remote", remote: remote() } },
+      invalid(
+        'model-serving:mlflow.deployMode: must be "remote" when mode is "remote" (models are served on the MLflow host)',
+      ),
+    ],
+    [
+      "a private key in plain config",
+      { mlflow: { mode: "remote", deployMode: "remote", remote: remote({ privateKey: KEY }) } },
+      invalid(
+        "model-serving:mlflow.remote.privateKey: must not be plain config; set it as a secret: pulumi config set --secret sshPrivateKey (got <hidden>)",
+      ),
+    ],
+    [
+      "a bad host key pin",
+      { mlflow: { mode: "remote", deployMode: "remote", remote: remote({ hostKey: "abc" }) } },
+      invalid(
+        'model-serving:mlflow.remote.hostKey: must be the host\'s public key line (ssh-ed25519 AAAA…, from /etc/ssh/ssh_host_ed25519_key.pub) or its SHA256:… fingerprint (ssh-keygen -lf) (got "abc")',
+      ),
+    ],
+    [
+      "an unknown profile",
+      { mlflow: { mode: "remote", deployMode: "remote", remote: remote({ profile: "nope" }) } },
+      invalid(
+        'model-serving:mlflow.remote.profile: must be one of default, sparkflows-compat (got "nope")',
+      ),
+    ],
+    [
+      "a bad extra apt package",
+      {
+        mlflow: { mode: "remote", deployMode: "remote", remote: remote({ extraApt: ["Bad Pkg"] }) },
+      },
+      invalid(
+        'model-serving:mlflow.remote.extraApt[0]: must be a Debian package name (lowercase letters, digits, + - .) (got "Bad Pkg")',
+      ),
+    ],
+    [
+      "no key at all",
+      {
+        mlflow: {
+          mode: "remote",
+          deployMode: "remote",
+          remote: remote({ privateKeyFile: undefined }),
+        },
+      },
+      invalid(
+        "model-serving:mlflow.remote.privateKeyFile: is required unless the key is the secret model-serving:sshPrivateKey (pulumi config set --secret sshPrivateKey < ~/.ssh/id_ed25519)",
+      ),
+    ],
+    [
+      "both a key file and the secret key",
+      {
+        mlflow: { mode: "remote", deployMode: "remote", remote: remote() },
+        sshPrivateKey: { value: KEY, secret: true },
+      },
+      invalid(
+        'model-serving:mlflow.remote.privateKeyFile: cannot be combined with the secret model-serving:sshPrivateKey; keep one (got "id_test")',
+      ),
+    ],
+    [
+      "the key as plain config",
+      {
+        mlflow: {
+          mode: "remote",
+          deployMode: "remote",
+          remote: remote({ privateKeyFile: undefined }),
+        },
+        sshPrivateKey: { value: KEY, secret: false },
+      },
+      invalid(
+        "model-serving:sshPrivateKey: must be secret config, not plain text; set it again with: pulumi config set --secret sshPrivateKey",
+      ),
+    ],
+    [
+      "a missing key file",
+      {
+        mlflow: {
+          mode: "remote",
+          deployMode: "remote",
+          remote: remote({ privateKeyFile: "missing" }),
+        },
+      },
+      invalid(
+        `model-serving:mlflow.remote.privateKeyFile: cannot be read (ENOENT) (got "${path.join(projectDir, "missing")}")`,
+      ),
+    ],
+  ];
+  it.each(cases)("%s", (_title, raw, message) => {
+    expect(parse(raw)).toThrow(new Error(message));
+  });
+
+  it("never echoes the key", () => {
+    expect(
+      parse({
+        mlflow: { mode: "remote", deployMode: "remote", remote: remote({ privateKey: KEY }) },
+      }),
+    ).toThrow(expect.objectContaining({ message: expect.not.stringContaining("not-a-real-key") }));
+  });
+});
+
+describe("MlflowServer mode remote and deploy mode remote (mocks)", () => {
+  it("provisions the host, runs MLflow there and serves on it, the key secret", async () => {
+    const mlflow = new MlflowServer("mlflow", {
+      mode: "remote",
+      port: 5000,
+      remote: {
+        host: "10.0.0.5",
+        user: "deploy",
+        hostKey: HOST_KEY,
+        privateKey: KEY,
+        extraPip: ["xgboost==2.1.4"],
+        backendStore: { kind: "postgresql" },
+      },
+    });
+    const model = new RegisteredModel("iris", {
+      trackingUri: mlflow.trackingUri,
+      registryId: mlflow.registryId,
+      modelName: "iris",
+      source: path.join(projectDir, "models/iris"),
+      serve: { mode: "remote", remote: mlflow.remote, portRangeStart: 5001 },
+    });
+    expect(await value(mlflow.trackingUri)).toBe("http://10.0.0.5:5000");
+    expect(await value(mlflow.registryId)).toBe(
+      "remote:10.0.0.5:5000/var/lib/model-serving/mlflow",
+    );
+    expect(await (mlflow.remote as unknown as { isSecret: Promise<boolean> }).isSecret).toBe(true);
+    const entry = await value(model.endpoint);
+    await settle();
+    expect(registrations.map((r) => `${r.type} ${r.name}`).sort()).toEqual([
+      "modelserving:mlflow:MlflowServer mlflow",
+      "modelserving:mlflow:RegisteredModel iris",
+      "pulumi-nodejs:dynamic/modelserving:HostProvisioning mlflow-host",
+      "pulumi-nodejs:dynamic/modelserving:ModelDeployment iris-server",
+      "pulumi-nodejs:dynamic/modelserving:ModelVersion iris-version",
+      "pulumi-nodejs:dynamic/modelserving:RemoteMlflowServer mlflow-server",
+    ]);
+    // A secret as the engine receives it: Pulumi's secret signature around the value.
+    const connection = {
+      [SECRET_SIG]: SECRET_VALUE,
+      value: { host: "10.0.0.5", port: 22, user: "deploy", privateKey: KEY, hostKey: HOST_KEY },
+    };
+    expect(named("mlflow-host")).toMatchObject({
+      connection,
+      profile: { name: "default" },
+      layout: DEFAULT_LAYOUT,
+      extraApt: [],
+      extraPip: ["xgboost==2.1.4"],
+      postgresql: true,
+      timeoutSeconds: 1800,
+    });
+    expect(named("mlflow-server")).toMatchObject({
+      connection,
+      layout: DEFAULT_LAYOUT,
+      bindHost: "0.0.0.0",
+      port: 5000,
+      publicHost: "10.0.0.5",
+      backendStore: { kind: "postgresql-local", database: "mlflow" },
+      startTimeoutSeconds: 120,
+      provisioned: "h1",
+    });
+    expect(named("iris-server")).toMatchObject({
+      mode: "remote",
+      host: "0.0.0.0",
+      portRangeStart: 5001,
+      mlflowBin: "/opt/model-serving/venv/bin/mlflow",
+      runDir: "/opt/model-serving/run/model-servers",
+      passEnv: [],
+      // The whole remote block is secret (it holds the connection).
+      remote: {
+        [SECRET_SIG]: SECRET_VALUE,
+        value: {
+          connection: connection.value,
+          layout: DEFAULT_LAYOUT,
+          publicHost: "10.0.0.5",
+          hostTrackingUri: "http://127.0.0.1:5000",
+        },
+      },
+    });
+    expect(entry?.url).toBe("http://10.0.0.5:5001/invocations");
+  });
+
+  it("refuses a key given twice or not at all, and basic auth", () => {
+    const base = { host: "h", user: "u", hostKey: HOST_KEY };
+    expect(
+      () =>
+        new MlflowServer("a", {
+          mode: "remote",
+          remote: { ...base, privateKey: KEY, privateKeyFile: "k" } as never,
+        }),
+    ).toThrow(
+      "MlflowServer: remote needs exactly one of privateKey, privateKeyFile and awsSecretsManager",
+    );
+    expect(() => new MlflowServer("b", { mode: "remote", remote: base as never })).toThrow(
+      "MlflowServer: remote needs exactly one of privateKey, privateKeyFile and awsSecretsManager",
+    );
+    expect(
+      () =>
+        new MlflowServer("c", {
+          mode: "remote",
+          remote: { ...base, privateKey: KEY },
+          password: "x",
+        } as never),
+    ).toThrow('MlflowServer: password (MLflow basic auth) is not supported with mode "remote" yet');
+  });
+});
+
+describe("remote diffs", () => {
+  const conn = { host: "h", port: 22, user: "u", privateKey: KEY, hostKey: HOST_KEY };
+  const args = {
+    connection: conn,
+    profile: loadProfile("default"),
+    layout: DEFAULT_LAYOUT,
+    extraApt: [],
+    extraPip: [],
+    postgresql: false,
+    timeoutSeconds: 1800,
+  };
+  const state: HostProvisioningState = { ...args, hash: scriptHashOf(args) };
+
+  it("provisioning: same inputs no change, new extras update, another host replaces", () => {
+    expect(diffProvisioning(state, args)).toEqual({
+      changes: false,
+      replaces: [],
+      deleteBeforeReplace: false,
+    });
+    expect(diffProvisioning(state, { ...args, extraPip: ["xgboost==2.1.4"] })).toMatchObject({
+      changes: true,
+      replaces: [],
+    });
+    expect(
+      diffProvisioning(state, { ...args, connection: { ...conn, privateKey: "k2" } }),
+    ).toMatchObject({
+      changes: true,
+      replaces: [],
+    });
+    expect(diffProvisioning(state, { ...args, connection: { ...conn, host: "h2" } })).toMatchObject(
+      {
+        changes: true,
+        replaces: ["connection"],
+      },
+    );
+    // Unknown in preview: an update at most, never a replacement.
+    expect(diffProvisioning(state, { ...args, connection: UNKNOWN as never })).toMatchObject({
+      changes: true,
+      replaces: [],
+    });
+  });
+
+  it("remote MLflow server: provisioning restarts, port or host replaces", () => {
+    const server = {
+      connection: conn,
+      layout: DEFAULT_LAYOUT,
+      bindHost: "0.0.0.0",
+      port: 5000,
+      publicHost: "h",
+      backendStore: { kind: "sqlite" as const },
+      startTimeoutSeconds: 120,
+      provisioned: "h1",
+    };
+    const st = {
+      ...server,
+      supervisor: "process" as const,
+      trackingUri: "http://h:5000",
+      logFile: "l",
+    };
+    expect(diffRemoteMlflowServer(st, server)).toEqual({
+      changes: false,
+      replaces: [],
+      deleteBeforeReplace: true,
+    });
+    expect(diffRemoteMlflowServer(st, { ...server, provisioned: "h2" })).toMatchObject({
+      changes: true,
+      replaces: [],
+    });
+    expect(diffRemoteMlflowServer(st, { ...server, port: 5050 })).toMatchObject({
+      replaces: ["port"],
+    });
+    expect(
+      diffRemoteMlflowServer(st, { ...server, connection: { ...conn, host: "other" } }),
+    ).toMatchObject({ replaces: ["connection"] });
+  });
+
+  it("deployment: a rotated key is recorded, another host replaces", () => {
+    const remoteArgs = {
+      connection: conn,
+      layout: DEFAULT_LAYOUT,
+      publicHost: "h",
+      hostTrackingUri: "http://127.0.0.1:5000",
+    };
+    const dep = {
+      mode: "remote" as const,
+      modelUri: "models:/iris/1",
+      trackingUri: "http://h:5000",
+      host: "0.0.0.0",
+      portRangeStart: 5001,
+      mlflowBin: "/opt/model-serving/venv/bin/mlflow",
+      runDir: "/opt/model-serving/run/model-servers",
+      startTimeoutSeconds: 300,
+      passEnv: [],
+      remote: remoteArgs,
+    };
+    const st = {
+      ...dep,
+      pid: 1,
+      pgid: 1,
+      startTicks: "1",
+      servedPort: 5001,
+      baseUrl: "http://h:5001",
+      url: "http://h:5001/invocations",
+      logFile: "l",
+    };
+    expect(diffDeployment(st, dep)).toMatchObject({ changes: false, replaces: [] });
+    expect(
+      diffDeployment(st, {
+        ...dep,
+        remote: { ...remoteArgs, connection: { ...conn, privateKey: "k2" } },
+      }),
+    ).toMatchObject({ changes: true, replaces: [] });
+    expect(
+      diffDeployment(st, { ...dep, remote: { ...remoteArgs, publicHost: "h2" } }),
+    ).toMatchObject({ changes: true, replaces: ["remote"] });
+  });
+});
+
+describe("an existing PostgreSQL by DSN", () => {
+  it("splits the DSN: the URI without the password, the password in a pgpass line", () => {
+    expect(splitDsn("postgresql://ml:p%3Aw%5Cd@db.internal:6543/mlflow?sslmode=require")).toEqual({
+      uri: "postgresql+psycopg2://ml@db.internal:6543/mlflow?sslmode=require",
+      pgpass: "db.internal:6543:mlflow:ml:p\\:w\\\\d",
+    });
+    expect(splitDsn("postgres://ml@db/mlflow")).toEqual({
+      uri: "postgresql+psycopg2://ml@db/mlflow",
+      pgpass: undefined,
+    });
+    expect(() => splitDsn("mysql://u:p@h/db")).toThrow(
+      "backendStore dsn: must be postgresql://user:password@host:port/database (the scheme, host or database is missing)",
+    );
+  });
+
+  it("gives the server PGPASSFILE, never the password", () => {
+    const spec = {
+      layout: DEFAULT_LAYOUT,
+      bindHost: "0.0.0.0",
+      port: 5000,
+      publicHost: "h",
+      backendStore: { kind: "postgresql-dsn" as const, dsn: "postgresql://ml:s3cret@db/mlflow" },
+    };
+    expect(backendStoreUri(spec)).toBe("postgresql+psycopg2://ml@db/mlflow");
+    const unit = systemdUnit(spec);
+    const loop = supervisorScript(spec);
+    expect(unit).toContain("Environment=PGPASSFILE=/opt/model-serving/pgpass\n");
+    expect(loop).toContain("PGPASSFILE=/opt/model-serving/pgpass ");
+    expect(unit + loop).not.toContain("s3cret");
+  });
+
+  it("is config: backendStore dsn needs the secret mlflowBackendStoreDsn", () => {
+    const base = { mode: "remote", deployMode: "remote", remote: remote({ backendStore: "dsn" }) };
+    expect(parse({ mlflow: base })).toThrow(
+      new Error(
+        invalid(
+          "model-serving:mlflow.remote.backendStore: needs the secret model-serving:mlflowBackendStoreDsn (pulumi config set --secret mlflowBackendStoreDsn 'postgresql://user:password@host:5432/mlflow') (got \"dsn\")",
+        ),
+      ),
+    );
+    expect(
+      parse({ mlflow: base, backendStoreDsn: { value: "postgresql://u:pw@h/db", secret: false } }),
+    ).toThrow(
+      new Error(
+        invalid(
+          "model-serving:mlflowBackendStoreDsn: must be secret config, not plain text; set it again with: pulumi config set --secret mlflowBackendStoreDsn",
+        ),
+      ),
+    );
+    const cfg = parseStackConfig(
+      { mlflow: base, backendStoreDsn: { value: "postgresql://u:pw@h/db", secret: true } },
+      ctx,
+    );
+    expect(cfg.remoteKey?.dsn).toBe("postgresql://u:pw@h/db");
+  });
+});
+
+describe("the key held in AWS Secrets Manager (mocks only: no AWS account here)", () => {
+  it("reads it with aws.secretsmanager.getSecretVersion and passes it on as a secret", async () => {
+    const mlflow = new MlflowServer("aws", {
+      mode: "remote",
+      remote: {
+        host: "10.0.0.6",
+        user: "deploy",
+        hostKey: HOST_KEY,
+        awsSecretsManager: { secretId: "prod/mlflow-host/ssh-key" },
+      },
+    });
+    await value(mlflow.trackingUri);
+    await settle();
+    expect(
+      calls
+        .filter((c) => c.token.startsWith("aws:secretsmanager"))
+        .map((c) => [c.token, c.inputs.secretId]),
+    ).toEqual([
+      ["aws:secretsmanager/getSecretVersion:getSecretVersion", "prod/mlflow-host/ssh-key"],
+    ]);
+    expect(named("aws-host").connection).toEqual({
+      [SECRET_SIG]: SECRET_VALUE,
+      value: { host: "10.0.0.6", port: 22, user: "deploy", privateKey: AWS_KEY, hostKey: HOST_KEY },
+    });
+  });
+
+  it("is config: privateKeyAwsSecret instead of a key file or the secret key", () => {
+    const cfg = parseStackConfig(
+      {
+        mlflow: {
+          mode: "remote",
+          deployMode: "remote",
+          remote: remote({ privateKeyFile: undefined, privateKeyAwsSecret: "prod/ssh-key" }),
+        },
+      },
+      ctx,
+    );
+    expect(cfg.mlflow.remote?.privateKeyAwsSecret).toBe("prod/ssh-key");
+    expect(cfg.remoteKey?.privateKey).toBeUndefined();
+    expect(
+      parse({
+        mlflow: {
+          mode: "remote",
+          deployMode: "remote",
+          remote: remote({ privateKeyAwsSecret: "prod/ssh-key" }),
+        },
+      }),
+    ).toThrow(
+      new Error(
+        invalid(
+          'model-serving:mlflow.remote.privateKeyAwsSecret: cannot be combined with privateKeyFile; keep one (got "prod/ssh-key")',
+        ),
+      ),
+    );
+  });
+});
