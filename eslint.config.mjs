@@ -12,6 +12,7 @@ export default tseslint.config(
       "scripts/*.js",
       "tools/pulumi/dynamic-provider/*.js",
       "bench/register.js",
+      "test/support/*.js",
     ],
   },
   ...tseslint.configs.recommended,

@@ -1,6 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import type * as cloudServing from "./components/cloudServing";
 import type * as standalone from "./components/standaloneScorer";
+import type * as pushedImage from "./components/pushedScorerImage";
+import type * as kubernetesScorer from "./components/standaloneScorerKubernetes";
 import { EndpointEntry } from "./components/endpoint";
 import { MlflowServer } from "./components/mlflowServer";
 import { RegisteredModel } from "./components/registeredModel";
@@ -112,7 +114,7 @@ const models = cfg.models.map((m) => {
 const entries: Record<string, pulumi.Output<EndpointEntry | undefined>> = {};
 cfg.models.forEach((m, i) => {
   entries[m.name] = models[i].endpoint;
-  const { docker, ...cloudTargets } = m.targets ?? {};
+  const { docker, kubernetes, ...cloudTargets } = m.targets ?? {};
   const sample = {
     sampleInput: m.sampleInput,
     source: m.kind === "register" ? m.source : undefined,
@@ -147,11 +149,34 @@ cfg.models.forEach((m, i) => {
     });
     entries[`${m.name}/docker`] = scorer.endpoint;
   }
+  if (kubernetes) {
+    // Only stacks with a Kubernetes target load the Docker and Kubernetes SDKs.
+    const { PushedScorerImage } = require("./components/pushedScorerImage") as typeof pushedImage;
+    const { StandaloneScorerKubernetes } =
+      require("./components/standaloneScorerKubernetes") as typeof kubernetesScorer;
+    const { image, ...settings } = kubernetes;
+    const pushed = new PushedScorerImage(`${m.name}-kubernetes-image`, {
+      modelName: m.name,
+      modelVersion: models[i].version,
+      trackingUri: mlflow.trackingUri,
+      auth: mlflow.auth,
+      mlflowBin: cfg.mlflowBin,
+      image,
+    });
+    const scorer = new StandaloneScorerKubernetes(`${m.name}-kubernetes`, {
+      image: pushed.imageUri,
+      modelUri: models[i].modelUri,
+      modelVersion: models[i].version,
+      kubernetes: settings,
+      sampleBody: sampleRequestBody(sample.source ?? "", sample.sampleInput),
+    });
+    entries[`${m.name}/kubernetes`] = scorer.endpoint;
+  }
 });
 
 export const mlflowTrackingUri = mlflow.trackingUri;
 
-/** `<model>` (MLflow host) or `<model>/<target>` (sagemaker, azureml, docker) -> how to score it. */
+/** `<model>` (MLflow host) or `<model>/<target>` (sagemaker, azureml, docker, kubernetes) -> how to score it. */
 export const endpoints: pulumi.Output<Record<string, EndpointEntry>> = pulumi
   .all(entries)
   .apply(

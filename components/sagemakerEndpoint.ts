@@ -9,6 +9,7 @@ import {
 } from "../config/cloudTargets";
 import type { CloudEndpointEntry } from "./endpoint";
 import { sageMakerExecutionPolicy } from "./cloud/sagemakerPolicy";
+import { SageMakerCapacity } from "./cloud/sagemakerCapacity";
 import { SageMakerVariantGuard } from "./cloud/sagemakerVariantGuard";
 import { EMPTY_SAMPLE } from "./sampleInput";
 import { sageMakerInvocationUrl, sageMakerSnippets } from "./snippets/sagemaker";
@@ -379,6 +380,31 @@ export class SageMakerEndpoint extends pulumi.ComponentResource {
       { parent: this, dependsOn },
     );
 
+    // An autoscaled fleet keeps its size across an image roll: the new configuration starts at the
+    // count autoscaling holds now (read when a new configuration is due), not at instanceCount.
+    const initialInstanceCount: pulumi.Input<number> =
+      args.autoscaling && !args.serverless
+        ? new SageMakerCapacity(
+            `${name}-capacity`,
+            {
+              region,
+              endpointName,
+              variantName: VARIANT_NAME,
+              initialCount: args.instanceCount ?? 1,
+              minInstances: args.autoscaling.minInstances,
+              maxInstances: args.autoscaling.maxInstances,
+              rollKey: pulumi.jsonStringify({
+                model: model.name,
+                instanceType: args.instanceType ?? "ml.m5.large",
+                startupTimeout: args.containerStartupHealthCheckTimeoutSeconds ?? null,
+                kmsKeyArn: args.kmsKeyArn ?? null,
+                dataCapture: args.dataCapture ?? null,
+              }),
+            },
+            { parent: this },
+          ).instanceCount
+        : (args.instanceCount ?? 1);
+
     const variant: aws.types.input.sagemaker.EndpointConfigurationProductionVariant =
       args.serverless
         ? {
@@ -393,7 +419,7 @@ export class SageMakerEndpoint extends pulumi.ComponentResource {
             variantName: VARIANT_NAME,
             modelName: model.name,
             instanceType: args.instanceType ?? "ml.m5.large",
-            initialInstanceCount: args.instanceCount ?? 1,
+            initialInstanceCount,
             containerStartupHealthCheckTimeoutInSeconds:
               args.containerStartupHealthCheckTimeoutSeconds,
           };

@@ -1,10 +1,7 @@
-import * as path from "path";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { cacheDirFrom } from "../config/stackConfig";
-import type { MlflowAuth } from "../providers/mlflow/connection";
-import { hashScorerFiles, ModelExport } from "../providers/modelExport";
 import type { EndpointEntry } from "./endpoint";
+import { declareScorerBuild, dockerHostProvider, type ScorerSourceArgs } from "./scorerBuild";
 import { standaloneInvocationsUrl, standaloneSnippets } from "./snippets/standalone";
 import { parseStandaloneDocker, type StandaloneDockerConfig } from "../config/standaloneTargets";
 
@@ -22,25 +19,11 @@ export const SCORER_HEALTHCHECK = {
 /** How long `pulumi up` waits for the container to be healthy. */
 export const SCORER_WAIT_TIMEOUT_SECONDS = 300;
 
-export interface StandaloneScorerArgs {
-  /** Registered model name in MLflow. */
-  readonly modelName: pulumi.Input<string>;
-  /** Registered model version (a number as a string). */
-  readonly modelVersion: pulumi.Input<string>;
-  /** MLflow tracking URI the model is downloaded from (no credentials in it). */
-  readonly trackingUri: pulumi.Input<string>;
-  /** MLflow credentials, secret; without them MLFLOW_TRACKING_* of the provider process apply. */
-  readonly auth?: pulumi.Input<MlflowAuth | undefined>;
-  /** Path of the `mlflow` executable (the project's venv). */
-  readonly mlflowBin: pulumi.Input<string>;
+export interface StandaloneScorerArgs extends ScorerSourceArgs {
   /** The Docker host and container settings (config/standaloneTargets.ts), validated here. */
   readonly docker: StandaloneDockerConfig;
   /** Request body of the generated snippets. */
   readonly sampleBody: unknown;
-  /** Folder holding the scorer build files; default the repository's scorer/. */
-  readonly scorerDir?: string;
-  /** Folder for build contexts; default $MODEL_SERVING_CACHE/build-contexts/<name>. */
-  readonly contextRoot?: string;
 }
 
 /** `host` of ssh://user@host:port, tcp://host:port; undefined for unix sockets. */
@@ -98,58 +81,15 @@ export class StandaloneScorer extends pulumi.ComponentResource {
     const cfg = parseStandaloneDocker(args.docker, `StandaloneScorer ${name}: docker`);
     super("modelserving:docker:StandaloneScorer", name, {}, opts);
 
-    const scorerDir = args.scorerDir ?? path.resolve(__dirname, "..", "scorer");
-    const exported = new ModelExport(
-      `${name}-export`,
-      {
-        modelName: args.modelName,
-        modelVersion: args.modelVersion,
-        trackingUri: args.trackingUri,
-        auth: args.auth,
-        mlflowBin: args.mlflowBin,
-        scorerDir,
-        scorerHash: hashScorerFiles(scorerDir),
-        contextRoot:
-          args.contextRoot ?? path.join(cacheDirFrom(process.env), "build-contexts", name),
-      },
-      // A changed scorer is a new context: replacing (not updating) deletes the old directory.
-      { parent: this, replaceOnChanges: ["scorerHash"] },
-    );
-
-    const childOpts: pulumi.CustomResourceOptions = { parent: this };
-    if (cfg.host !== undefined) {
-      childOpts.provider = new docker.Provider(
-        `${name}-docker`,
-        { host: cfg.host, sshOpts: cfg.sshOpts },
-        { parent: this },
-      );
-    }
-
-    const tag = exported.contextHash.apply((h) => h.slice(0, 12));
-    const image = new docker.RemoteImage(
-      `${name}-image`,
-      {
-        name: pulumi.interpolate`modelserving/${args.modelName}:v${args.modelVersion}-${tag}`,
-        build: {
-          context: exported.contextDir,
-          dockerfile: "Dockerfile",
-          target: "standalone",
-          buildArgs: cfg.baseImage === undefined ? undefined : { BASE_IMAGE: cfg.baseImage },
-          platform: cfg.platform,
-          builder: cfg.buildxBuilder,
-          secrets:
-            cfg.caBundleFile === undefined
-              ? undefined
-              : [{ id: "ca-bundle", src: cfg.caBundleFile }],
-          label: {
-            "org.opencontainers.image.title": "model-serving scorer",
-            "model-serving.model-uri": pulumi.interpolate`models:/${args.modelName}/${args.modelVersion}`,
-          },
-        },
-        // A new context (model or scorer files) rebuilds; the old image is removed with the resource.
-        triggers: { contextHash: exported.contextHash },
-        keepLocally: false,
-      },
+    const provider = dockerHostProvider(name, cfg, this);
+    const childOpts: pulumi.CustomResourceOptions = provider
+      ? { parent: this, provider }
+      : { parent: this };
+    const { exported, image } = declareScorerBuild(
+      name,
+      { ...args, repository: pulumi.interpolate`modelserving/${args.modelName}` },
+      cfg,
+      this,
       childOpts,
     );
 

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { standaloneDockerSchema } from "./standaloneTargets";
+import { kubernetesTargetSchema, standaloneDockerSchema } from "./standaloneTargets";
 import { errorMap, formatIssues, wholeNumber } from "./issues";
 
 /**
@@ -380,6 +380,8 @@ export const cloudTargetsSchema = z
     azureml: azureMlTargetSchema.optional(),
     /** A scorer container on a Docker host (config/standaloneTargets.ts). */
     docker: standaloneDockerSchema.optional(),
+    /** A scorer Deployment on a Kubernetes cluster, its image pushed to a registry (same file). */
+    kubernetes: kubernetesTargetSchema.optional(),
   })
   .strict();
 

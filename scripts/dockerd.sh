@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A private Docker engine for the tests (and for trying the standalone scorer by hand), kept under
 # $MODEL_SERVING_CACHE/docker so it never touches a system Docker:
-#   dockerd.sh start    install docker.io, debootstrap (and etcd-server for the Kubernetes replay) if
+#   dockerd.sh start    install docker.io, debootstrap (etcd-server and docker-registry for the replays) if
 #                       missing, start dockerd (idempotent), make
 #                       the local base image (idempotent); prints the `env` lines last
 #   dockerd.sh stop     stop the dockerd that `start` started (by its pidfile), nothing else
@@ -52,6 +52,8 @@ install_missing() {
   command -v debootstrap >/dev/null || need+=(debootstrap)
   # The Kubernetes replay (test/replay/kubeEnv.ts) runs kube-apiserver against Debian's etcd.
   command -v etcd >/dev/null || need+=(etcd-server)
+  # The registry push replay (test/replay/registryPush.test.ts) pushes to Debian's registry on loopback.
+  [ -x /usr/bin/docker-registry ] || need+=(docker-registry)
   if [ "${#need[@]}" -gt 0 ]; then
     log "installing ${need[*]} (apt-get)"
     apt-get update -qq

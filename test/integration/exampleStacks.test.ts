@@ -31,6 +31,7 @@ describeReal("example stack files", () => {
     "Pulumi.sagemaker.yaml",
     "Pulumi.azureml.yaml",
     "Pulumi.docker.yaml",
+    "Pulumi.kubernetes.yaml",
   ])("%s is valid", (file) => {
     const config = stackConfig(file);
     const parsed = parseStackConfig(

@@ -250,3 +250,44 @@ export async function removeContainer(name: string): Promise<void> {
     throw new Error(`replay: remove ${name}: ${res.status} ${JSON.stringify(res.body)}`);
   }
 }
+
+/**
+ * Pushes a recorded RegistryImage as the provider does (`docker push <name>`) and resolves the digest
+ * the registry stores it under (the provider's `sha256Digest`).
+ */
+export async function replayRegistryImage(pushed: MockInputs): Promise<{ sha256Digest: string }> {
+  onlyKnownKeys("RegistryImage", pushed, [
+    "name",
+    "insecureSkipVerify",
+    "keepRemotely",
+    "triggers",
+  ]);
+  const env = { ...process.env, ...dockerEnv() };
+  try {
+    await run(dockerCli(), ["push", pushed.name], {
+      env,
+      maxBuffer: 16 * 1024 * 1024,
+      timeout: 10 * 60_000,
+    });
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    throw new Error(
+      `replay: docker push of ${pushed.name} failed: ${(e.stderr ?? e.message).trim()}`,
+    );
+  }
+  const { stdout } = await run(
+    dockerCli(),
+    ["image", "inspect", "-f", "{{json .RepoDigests}}", pushed.name],
+    { env },
+  );
+  const repository = pushed.name.slice(0, pushed.name.lastIndexOf(":"));
+  const digest = (JSON.parse(stdout) as string[])
+    .find((d) => d.startsWith(`${repository}@`))
+    ?.split("@")[1];
+  if (!digest) {
+    throw new Error(
+      `replay: no digest of ${repository} after the push (RepoDigests ${stdout.trim()})`,
+    );
+  }
+  return { sha256Digest: digest };
+}

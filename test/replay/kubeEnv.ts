@@ -4,7 +4,7 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as https from "https";
 import * as path from "path";
-import { cacheDir, tempDir, tryReservePort } from "../support/env";
+import { tempDir, tryReservePort } from "../support/env";
 
 /**
  * A real Kubernetes API server on loopback for the replay tests: `kube-apiserver` built once from the
@@ -13,79 +13,16 @@ import { cacheDir, tempDir, tryReservePort } from "../support/env";
  * Debian's `etcd` (etcd-server) with a token file. No controllers, no nodes: objects are stored,
  * validated, defaulted and admitted exactly as a cluster's API server does.
  */
-export const KUBE_VERSION = "1.34.2";
-const STAGING_VERSION = "0.34.2";
-const STAGING = [
-  "api",
-  "apiextensions-apiserver",
-  "apimachinery",
-  "apiserver",
-  "cli-runtime",
-  "client-go",
-  "cloud-provider",
-  "cluster-bootstrap",
-  "code-generator",
-  "component-base",
-  "component-helpers",
-  "controller-manager",
-  "cri-api",
-  "cri-client",
-  "csi-translation-lib",
-  "dynamic-resource-allocation",
-  "endpointslice",
-  "externaljwt",
-  "kms",
-  "kube-aggregator",
-  "kube-controller-manager",
-  "kube-proxy",
-  "kube-scheduler",
-  "kubectl",
-  "kubelet",
-  "metrics",
-  "mount-utils",
-  "pod-security-admission",
-  "sample-apiserver",
-  "sample-cli-plugin",
-  "sample-controller",
-];
-
-const kubeDir = path.join(cacheDir, "kube");
-export const apiserverBin = path.join(kubeDir, "bin", `kube-apiserver-v${KUBE_VERSION}`);
-
-/** The wrapper module's go.mod. */
-export function wrapperGoMod(): string {
-  return [
-    "module modelserving.local/kube",
-    "",
-    "go 1.24",
-    "",
-    `require k8s.io/kubernetes v${KUBE_VERSION}`,
-    "",
-    "replace (",
-    ...STAGING.map((m) => `\tk8s.io/${m} => k8s.io/${m} v${STAGING_VERSION}`),
-    ")",
-    "",
-  ].join("\n");
-}
-
-/** Builds kube-apiserver into the cache unless it is there (minutes, once per machine). */
-export function ensureApiserver(): string {
-  if (fs.existsSync(apiserverBin)) {
-    return apiserverBin;
-  }
-  const build = path.join(kubeDir, "build");
-  fs.mkdirSync(build, { recursive: true });
-  fs.writeFileSync(path.join(build, "go.mod"), wrapperGoMod());
-  const tmp = `${apiserverBin}.tmp-${process.pid}`;
-  execFileSync("go", ["build", "-o", tmp, "k8s.io/kubernetes/cmd/kube-apiserver"], {
-    cwd: build,
-    env: { ...process.env, GOFLAGS: "-mod=mod" },
-    stdio: "pipe",
-    timeout: 40 * 60_000,
-  });
-  fs.renameSync(tmp, apiserverBin);
-  return apiserverBin;
-}
+// The build lives in scripts/kube-apiserver.js (plain node), which scripts/test.sh also starts in
+// the background; here it is only waited for, or built when nothing started it.
+const kubeBuild = require("../../scripts/kube-apiserver.js") as {
+  KUBE_VERSION: string;
+  apiserverBin: () => string;
+  ensureApiserver: () => string;
+};
+export const KUBE_VERSION = kubeBuild.KUBE_VERSION;
+export const apiserverBin = kubeBuild.apiserverBin();
+export const ensureApiserver = kubeBuild.ensureApiserver;
 
 /** Why the Kubernetes replay cannot run here, or undefined (the caller gates it with skipReason). */
 export function kubeMissingReason(): string | undefined {

@@ -293,7 +293,7 @@ describe("index.ts with cloud targets under mocks", () => {
         }),
     ).toThrow(
       new Error(
-        "CloudServing bad: targets.sagemakr: unknown key; expected one of sagemaker, azureml, docker",
+        "CloudServing bad: targets.sagemakr: unknown key; expected one of sagemaker, azureml, docker, kubernetes",
       ),
     );
   });

@@ -456,7 +456,7 @@ describe("cloud targets use the same strict schema and format", () => {
     [
       "a typo of a target",
       { sagemakr: { region: "eu-west-1" } },
-      "model-serving:models[0].targets.sagemakr: unknown key; expected one of sagemaker, azureml, docker",
+      "model-serving:models[0].targets.sagemakr: unknown key; expected one of sagemaker, azureml, docker, kubernetes",
     ],
     [
       "a typo inside a target",
@@ -472,6 +472,27 @@ describe("cloud targets use the same strict schema and format", () => {
       "a typo in an azureml deployment",
       { azureml: { ...azure, deployments: [{ name: "blue", trafic: 100 }] } },
       "model-serving:models[0].targets.azureml.deployments[0].traffic: is required\n  model-serving:models[0].targets.azureml.deployments[0].trafic: unknown key; expected one of name, version, traffic, instanceType, instanceCount",
+    ],
+    [
+      "a Kubernetes target without the repository its image is pushed to",
+      { kubernetes: { namespace: "scoring" } },
+      "model-serving:models[0].targets.kubernetes.image: is required",
+    ],
+    [
+      "a Kubernetes image repository with a tag",
+      { kubernetes: { image: { repository: "registry.example.com/ml/iris:v1" } } },
+      'model-serving:models[0].targets.kubernetes.image.repository: must be <registry>[:port]/<path> in lowercase, without a tag or digest (got "registry.example.com/ml/iris:v1")',
+    ],
+    [
+      "a Kubernetes target with replicas and autoscaling",
+      {
+        kubernetes: {
+          image: { repository: "registry.example.com/ml/iris" },
+          replicas: 2,
+          autoscaling: { min: 2, max: 4 },
+        },
+      },
+      "model-serving:models[0].targets.kubernetes.replicas: set either replicas or autoscaling, not both (the autoscaler owns the replica count) (got 2)",
     ],
     [
       "a wrong type",
@@ -610,7 +631,7 @@ describe("cloud targets use the same strict schema and format", () => {
       new Error(
         invalid(
           "model-serving:mlflow.port: must be a whole number from 1 to 65535 (got 0)",
-          "model-serving:models[0].targets.sagemakr: unknown key; expected one of sagemaker, azureml, docker",
+          "model-serving:models[0].targets.sagemakr: unknown key; expected one of sagemaker, azureml, docker, kubernetes",
           "model-serving:mlflowPassword: must be secret config, not plain text; set it again with: pulumi config set --secret mlflowPassword",
         ),
       ),

@@ -196,17 +196,19 @@ describe("StandaloneScorerKubernetes (mocks)", () => {
 });
 
 describe("the example stack Pulumi.kubernetes.yaml", () => {
-  test("its targets.kubernetes is valid settings: HPA and Ingress, https external URL", async () => {
+  test("its targets.kubernetes is valid settings (without the image, which the program pushes): HPA and Ingress, https external URL", async () => {
     const yaml = require("js-yaml");
     const fs = require("fs");
     const path = require("path");
     const stack = yaml.load(
       fs.readFileSync(path.resolve(__dirname, "../../Pulumi.kubernetes.yaml"), "utf8"),
     );
-    const scorer = new StandaloneScorerKubernetes("iris", {
-      ...base,
-      kubernetes: stack.config["model-serving:models"][0].targets.kubernetes,
+    const { image, ...settings } = stack.config["model-serving:models"][0].targets.kubernetes;
+    expect(image).toEqual({
+      repository: "registry.example.com/ml/iris-scorer",
+      platform: "linux/amd64",
     });
+    const scorer = new StandaloneScorerKubernetes("iris", { ...base, kubernetes: settings });
     expect(await value(scorer.externalUrl)).toBe("https://iris.ml.example.com/invocations");
     expect(await value(scorer.inClusterUrl)).toBe(
       "http://iris.scoring.svc.cluster.local/invocations",

@@ -69,7 +69,7 @@ test.each([
   ],
   [
     { sagemakr: { region: "eu-west-1" } },
-    "model-serving:models[0].targets.sagemakr: unknown key; expected one of sagemaker, azureml, docker",
+    "model-serving:models[0].targets.sagemakr: unknown key; expected one of sagemaker, azureml, docker, kubernetes",
   ],
   [
     { azureml: { ...azure, authMode: "aad" } },

@@ -35,6 +35,7 @@ beforeAll(() => {
       path.join(ROOT, "providers/azureMlTraffic.ts"),
       path.join(ROOT, "components/cloud/sagemakerVariantGuard.ts"),
       path.join(ROOT, "components/cloud/uniqueSuffix.ts"),
+      path.join(ROOT, "components/cloud/sagemakerCapacity.ts"),
     ],
     { stdio: "pipe" },
   );
@@ -50,14 +51,14 @@ function node(script: string): string {
   });
 }
 
-test("providers serialize capturing only builtins, axios and @azure/identity, and run from the serialized text", () => {
+test("providers serialize capturing only builtins, axios, @azure/identity and the SageMaker SDK, and run from the serialized text", () => {
   const serialized = JSON.parse(
     node(`
       const pulumi = require("@pulumi/pulumi");
       const fs = require("fs");
       (async () => {
         const result = {};
-        for (const [file, name] of [["providers/modelExport", "modelExportProvider"], ["providers/azureMlTraffic", "trafficProvider"], ["components/cloud/sagemakerVariantGuard", "variantGuardProvider"], ["components/cloud/uniqueSuffix", "uniqueSuffixProvider"]]) {
+        for (const [file, name] of [["providers/modelExport", "modelExportProvider"], ["providers/azureMlTraffic", "trafficProvider"], ["components/cloud/sagemakerVariantGuard", "variantGuardProvider"], ["components/cloud/uniqueSuffix", "uniqueSuffixProvider"], ["components/cloud/sagemakerCapacity", "capacityProvider"]]) {
           const provider = require(${JSON.stringify(out)} + "/" + file + ".js")[name];
           const sf = await pulumi.runtime.serializeFunction(() => provider, { allowSecrets: false });
           const target = ${JSON.stringify(out)} + "/" + name + ".serialized.js";
@@ -81,6 +82,7 @@ test("providers serialize capturing only builtins, axios and @azure/identity, an
   ]);
   expect(serialized.variantGuardProvider.requires).toEqual([]);
   expect(serialized.uniqueSuffixProvider.requires).toEqual(['require("crypto")']);
+  expect(serialized.capacityProvider.requires).toEqual(['require("@aws-sdk/client-sagemaker")']);
 
   const mlflow = path.join(out, "mlflow");
   fs.writeFileSync(mlflow, '#!/bin/sh\nmkdir -p "$6" && echo "flavors: {}" > "$6/MLmodel"\n', {
@@ -102,7 +104,23 @@ test("providers serialize capturing only builtins, axios and @azure/identity, an
         const unique = require(${JSON.stringify(serialized.uniqueSuffixProvider.target)}).${serialized.uniqueSuffixProvider.exportName}();
         const drawn = (await unique.create({ keepers: "k" })).outs.suffix;
         const gcheck = await guard.check({ endpointName: "e", instanceType: "a", autoscaled: true }, { endpointName: "e", instanceType: "b", autoscaled: true });
-        console.log(JSON.stringify({ id: created.id, files, diff, gone: !require("fs").existsSync(created.outs.contextDir), tdiff, refused: gcheck.failures.map((f) => f.property), suffix: /^[0-9a-f]{8}$/.test(drawn) }));
+        // SageMakerCapacity from its serialized text, against a DescribeEndpoint stand-in on loopback.
+        const http = require("http");
+        const sm = http.createServer((req, res) => {
+          req.resume();
+          req.on("end", () => {
+            res.writeHead(200, { "content-type": "application/x-amz-json-1.1" });
+            res.end(JSON.stringify({ EndpointName: "iris", EndpointArn: "arn:aws:sagemaker:eu-west-1:1:endpoint/iris", EndpointConfigName: "c",
+              EndpointStatus: "InService", CreationTime: 1, LastModifiedTime: 1, ProductionVariants: [{ VariantName: "AllTraffic", DesiredInstanceCount: 4 }] }));
+          });
+        });
+        await new Promise((r) => sm.listen(0, "127.0.0.1", r));
+        Object.assign(process.env, { AWS_ENDPOINT_URL_SAGEMAKER: "http://127.0.0.1:" + sm.address().port, AWS_ACCESS_KEY_ID: "AKIDEXAMPLE",
+          AWS_SECRET_ACCESS_KEY: "not-a-secret", AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true" });
+        const capacity = require(${JSON.stringify(serialized.capacityProvider.target)}).${serialized.capacityProvider.exportName}();
+        const read = (await capacity.create({ region: "eu-west-1", endpointName: "iris", variantName: "AllTraffic", initialCount: 1, minInstances: 1, maxInstances: 8, rollKey: "k" })).outs.instanceCount;
+        sm.close();
+        console.log(JSON.stringify({ id: created.id, files, diff, gone: !require("fs").existsSync(created.outs.contextDir), tdiff, refused: gcheck.failures.map((f) => f.property), suffix: /^[0-9a-f]{8}$/.test(drawn), read }));
       })().catch((e) => { console.error(e); process.exit(1); });
     `),
   );
@@ -114,5 +132,6 @@ test("providers serialize capturing only builtins, axios and @azure/identity, an
     tdiff: { changes: true, replaces: [], deleteBeforeReplace: false },
     refused: ["instanceType"],
     suffix: true,
+    read: 4,
   });
 }, 60_000);

@@ -14,6 +14,23 @@ jest.mock("../../../components/cloud/sagemakerVariantGuard", () => {
   }
   return { ...actual, SageMakerVariantGuard };
 });
+jest.mock("../../../components/cloud/sagemakerCapacity", () => {
+  const actual = jest.requireActual("../../../components/cloud/sagemakerCapacity");
+  const { CustomResource } = jest.requireActual("@pulumi/pulumi");
+  class SageMakerCapacity extends CustomResource {
+    constructor(name: string, args: Record<string, unknown>, opts?: object) {
+      super(
+        "pulumi-nodejs:dynamic/modelserving:SageMakerCapacity",
+        name,
+        { instanceCount: undefined, ...args },
+        opts,
+      );
+    }
+  }
+  return { ...actual, SageMakerCapacity };
+});
+/** The count the capacity stand-in "reads" from a live endpoint that autoscaling grew. */
+const LIVE_COUNT = 5;
 
 const { registrations, record, settle, of, one } = mockRecorder();
 const DIGEST = "a".repeat(64);
@@ -25,9 +42,13 @@ pulumi.runtime.setMocks(
     newResource(args) {
       record(args);
       const name = args.inputs.name ?? `${args.name}-0a1b2c3`;
+      const read =
+        args.type === "pulumi-nodejs:dynamic/modelserving:SageMakerCapacity"
+          ? { instanceCount: LIVE_COUNT, source: "endpoint" }
+          : {};
       return {
         id: `${args.name}-id`,
-        state: { ...args.inputs, name, arn: `arn:aws:mock:::${name}` },
+        state: { ...args.inputs, name, arn: `arn:aws:mock:::${name}`, ...read },
       };
     },
     call(args) {
@@ -113,8 +134,26 @@ describe("SageMakerEndpoint graph", () => {
       "aws:sagemaker/endpoint:Endpoint iris-rt-endpoint",
       "aws:sagemaker/endpointConfiguration:EndpointConfiguration iris-rt-config",
       "aws:sagemaker/model:Model iris-rt-model",
+      "pulumi-nodejs:dynamic/modelserving:SageMakerCapacity iris-rt-capacity",
       "pulumi-nodejs:dynamic/modelserving:SageMakerVariantGuard iris-rt-guard",
     ]);
+    // The autoscaled variant's configuration starts at the live count, read when a roll is due.
+    const capacity = one("iris-rt", "pulumi-nodejs:dynamic/modelserving:SageMakerCapacity").inputs;
+    expect({ ...capacity, rollKey: JSON.parse(capacity.rollKey) }).toEqual({
+      region: "eu-west-1",
+      endpointName: "iris-rt",
+      variantName: "AllTraffic",
+      initialCount: 2,
+      minInstances: 2,
+      maxInstances: 6,
+      rollKey: {
+        model: "iris-rt-model-0a1b2c3",
+        instanceType: "ml.c5.large",
+        startupTimeout: null,
+        kmsKeyArn: null,
+        dataCapture: { s3Uri: "s3://captures/iris", samplingPercentage: 20 },
+      },
+    });
     expect(
       one("iris-rt", "pulumi-nodejs:dynamic/modelserving:SageMakerVariantGuard").inputs,
     ).toEqual({ endpointName: "iris-rt", instanceType: "ml.c5.large", autoscaled: true });
@@ -189,7 +228,7 @@ describe("SageMakerEndpoint graph", () => {
         variantName: "AllTraffic",
         modelName: "iris-rt-model-0a1b2c3",
         instanceType: "ml.c5.large",
-        initialInstanceCount: 2,
+        initialInstanceCount: LIVE_COUNT,
       },
     ]);
     expect(config.inputs.dataCaptureConfig).toEqual({
