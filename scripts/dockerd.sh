@@ -54,6 +54,8 @@ install_missing() {
   command -v etcd >/dev/null || need+=(etcd-server)
   # The registry push replay (test/replay/registryPush.test.ts) pushes to Debian's registry on loopback.
   [ -x /usr/bin/docker-registry ] || need+=(docker-registry)
+  # The SSH test host's keys (ssh-keygen) and the Docker-over-ssh replay's transport (ssh).
+  command -v ssh-keygen >/dev/null && command -v ssh >/dev/null || need+=(openssh-client)
   if [ "${#need[@]}" -gt 0 ]; then
     log "installing ${need[*]} (apt-get)"
     apt-get update -qq

@@ -26,6 +26,7 @@ import { startTestServer, stopTestServer } from "../support/mlflowServer";
 import { mockRecorder, value } from "../support/mockRecorder";
 import { dockerCli, dockerEnv, dockerMissingReason, scorerBaseImage } from "./dockerEnv";
 import { OTHER_MLFLOW_VERSION, otherMlflowModel } from "./otherMlflowModel";
+import { registerAndExport as registerAndExportVersion } from "./registeredExport";
 import {
   buildArgv,
   containerLogs,
@@ -71,12 +72,8 @@ pulumi.runtime.setMocks(
 
 import { StandaloneScorer } from "../../components/standaloneScorer";
 import { standaloneCsvCurlCommand, standaloneSnippets } from "../../components/snippets/standalone";
-import { hashScorerFiles, materializeContext } from "../../providers/modelExport";
-import { createModelVersion } from "../../providers/modelVersionCore";
-import { hashSource } from "../../providers/modelSource";
 
 const sh = promisify(execFile);
-const ROOT = path.resolve(__dirname, "../..");
 const COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"];
 const ROWS = [
   [5.1, 3.5, 1.4, 0.2],
@@ -124,29 +121,12 @@ describeReal("StandaloneScorer replayed on a real Docker engine", () => {
 
   /** Registers `source` as version 1 of `name` on the test server and exports it for real. */
   async function registerAndExport(name: string, source: string): Promise<void> {
-    await createModelVersion({
-      trackingUri: server!.trackingUri,
-      registryId: `local:${server!.dataDir}`,
-      owner: `model-serving/test/replay-${name}`,
+    realExports[name] = await registerAndExportVersion(
+      server!,
       name,
       source,
-      sourceHash: hashSource(source),
-      aliases: ["champion"],
-      tags: {},
-      description: "replay",
-      registration: 1,
-      experimentName: "model-serving",
-      readyTimeoutSeconds: 60,
-    });
-    realExports[name] = await materializeContext({
-      modelName: name,
-      modelVersion: "1",
-      trackingUri: server!.trackingUri,
-      mlflowBin,
-      scorerDir: path.join(ROOT, "scorer"),
-      scorerHash: hashScorerFiles(path.join(ROOT, "scorer")),
-      contextRoot: path.join(tmp, "contexts"),
-    });
+      path.join(tmp, "contexts"),
+    );
   }
 
   beforeAll(async () => {

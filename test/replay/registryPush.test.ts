@@ -30,6 +30,7 @@ import { dockerCli, dockerEnv, dockerMissingReason, scorerBaseImage } from "./do
 import { replayImage, replayRegistryImage } from "./dockerReplay";
 import { kubeMissingReason, startKubeApi, type KubeApi } from "./kubeEnv";
 import { createObject, manifest, readObject } from "./kubeReplay";
+import { registerAndExport } from "./registeredExport";
 import {
   registryManifest,
   registryMissingReason,
@@ -70,12 +71,8 @@ pulumi.runtime.setMocks(
 
 import { PushedScorerImage } from "../../components/pushedScorerImage";
 import { StandaloneScorerKubernetes } from "../../components/standaloneScorerKubernetes";
-import { hashScorerFiles, materializeContext } from "../../providers/modelExport";
-import { createModelVersion } from "../../providers/modelVersionCore";
-import { hashSource } from "../../providers/modelSource";
 
 const sh = promisify(execFile);
-const ROOT = path.resolve(__dirname, "../..");
 const SAMPLE = {
   dataframe_split: {
     columns: ["sepal_length", "sepal_width", "petal_length", "petal_width"],
@@ -121,29 +118,12 @@ describeReal("targets.kubernetes: build, push to a real registry, deploy by dige
   beforeAll(async () => {
     tmp = tempDir("replay-push");
     server = await startTestServer();
-    await createModelVersion({
-      trackingUri: server.trackingUri,
-      registryId: `local:${server.dataDir}`,
-      owner: "model-serving/test/replay-push",
-      name: "iris",
-      source: demoModel(1.0),
-      sourceHash: hashSource(demoModel(1.0)),
-      aliases: [],
-      tags: {},
-      description: "replay",
-      registration: 1,
-      experimentName: "model-serving",
-      readyTimeoutSeconds: 60,
-    });
-    realExport = await materializeContext({
-      modelName: "iris",
-      modelVersion: "1",
-      trackingUri: server.trackingUri,
-      mlflowBin,
-      scorerDir: path.join(ROOT, "scorer"),
-      scorerHash: hashScorerFiles(path.join(ROOT, "scorer")),
-      contextRoot: path.join(tmp, "contexts"),
-    });
+    realExport = await registerAndExport(
+      server,
+      "iris",
+      demoModel(1.0),
+      path.join(tmp, "contexts"),
+    );
     registry = await startRegistry(reservedPort(35800), path.join(tmp, "registry"));
     api = await startKubeApi();
 

@@ -136,7 +136,19 @@ function setupScript(sshPort: number): string {
   ].join("\n");
 }
 
-export async function startSshHost(options: { ports?: number } = {}): Promise<SshTestHost> {
+export interface SshHostOptions {
+  /** Extra ports published 1:1. */
+  ports?: number;
+  /**
+   * Make it a Docker host for `ssh://` (what the Docker client's connection helper needs there: the
+   * `docker` CLI for `docker system dial-stdio`, and an engine socket): the private engine's socket and
+   * CLI are mounted in. The transport is real; the engine behind it is the same private engine, so a
+   * container it publishes on 127.0.0.1 is reached on this machine's loopback.
+   */
+  dockerEngine?: boolean;
+}
+
+export async function startSshHost(options: SshHostOptions = {}): Promise<SshTestHost> {
   const started = Date.now();
   const image = execFileSync("bash", [IMAGE_SCRIPT, "image"], {
     env: { ...process.env, ...dockerEnv() },
@@ -175,6 +187,14 @@ export async function startSshHost(options: { ports?: number } = {}): Promise<Ss
     `${mounted}:/keys:ro`,
     "-v",
     `${caFile}:/etc/ssl/certs/ca-certificates.crt:ro`,
+    ...(options.dockerEngine
+      ? [
+          "-v",
+          `${dockerSocket()}:/var/run/docker.sock`,
+          "-v",
+          `${dockerCli()}:/usr/local/bin/docker:ro`,
+        ]
+      : []),
     image,
     "sh",
     "-c",
