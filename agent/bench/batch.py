@@ -9,7 +9,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -116,10 +115,7 @@ def main() -> int:
             agent.terminate()
             agent.wait(timeout=30)
         if server is not None:
-            try:
-                server.stop()
-            except subprocess.TimeoutExpired:
-                kill_group(server.proc.pid, signal.SIGKILL)
+            server.stop()
         shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -1,10 +1,11 @@
 """The score workflow (agent/model_serving_agent/workflows): a real MLflow server with registered iris
 (conftest), one agent on ports 35400-35799, scoring subprocesses of the project's venv.
 
-Covers: 150 iris rows in batches of 32 equal mlflow.pyfunc in process (by version and by alias, CSV
-in, CSV and JSON lines out, overrides from programParameters); a 1,000,000-row CSV within a bounded
-peak RSS of the scoring process; 400s naming the field; 401s; the login cookie; SIGKILL of the agent
-mid-run reported as failed: interrupted after the restart (orphaned scorer stopped), the next run works."""
+Covers: 150 iris rows in batches of 32 equal mlflow.pyfunc in process (by version and by alias; CSV,
+JSON lines and a folder of Parquet files in; CSV, JSON lines and Parquet out; overrides from
+programParameters); a 1,000,000-row CSV within a bounded peak RSS of the scoring process; 400s naming
+the field; 401s; the login cookie; SIGKILL of the agent mid-run reported as failed: interrupted after
+the restart (orphaned scorer stopped, queued run failed too), the next run works; SIGTERM mid-run."""
 
 import json
 import os
@@ -109,6 +110,18 @@ def wait_done(agent: Agent, execution_id: str, timeout: float = 300) -> Dict[str
     raise TimeoutError(f"execution {execution_id} not finished after {timeout} s: {body}")
 
 
+def wait_running(agent: Agent, execution_id: str, timeout: float = 120) -> Dict[str, Any]:
+    """Until the run's scoring process has scored its first rows."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = agent.call("GET", f"/api/v1/workflow/executions/{execution_id}").json()
+        if body["status"] == "running" and body["rows_in"] > 0:
+            break
+        time.sleep(0.3)
+    assert body["status"] == "running" and body["pid"], body
+    return body
+
+
 def pyfunc_predictions(tracking_uri: str, model_uri: str, frame: pd.DataFrame) -> np.ndarray:
     import mlflow.pyfunc
 
@@ -141,6 +154,9 @@ def test_program_parameters_override_output_format_and_model_by_alias(agent, dat
     run = wait_done(agent, execute(agent, "iris-batch", f"--model models:/iris@workflow-test --output {out} --output-format jsonl --batch-size 50"))
     assert run["status"] == "succeeded", run
     assert (run["model_uri"], run["output"], run["batches"], run["rows_out"]) == ("models:/iris@workflow-test", out, 3, 150)
+    with open(out, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    assert len(lines) == 151 and lines[-1] == "" and all(lines[:-1]), "one JSON object per line, no blank line"
     scored = pd.read_json(out, lines=True)
     expected = pyfunc_predictions(registry["tracking_uri"], registry["v2"], data["iris"])
     v1 = pyfunc_predictions(registry["tracking_uri"], registry["v1"], data["iris"])
@@ -148,6 +164,24 @@ def test_program_parameters_override_output_format_and_model_by_alias(agent, dat
     assert expected.tolist() != v1.tolist(), "v1 and v2 must differ for this test to show the alias resolved"
     listed = agent.call("GET", "/api/v1/workflow/executions?workflowId=iris-batch").json()["executions"]
     assert listed[0]["id"] == run["id"] and len(listed) >= 2
+
+
+def test_parquet_folder_and_json_lines_inputs(agent, data, iris_run):
+    folder = os.path.join(data["root"], "parquet-in")
+    os.makedirs(folder, exist_ok=True)
+    data["iris"].iloc[:75].to_parquet(os.path.join(folder, "part-0.parquet"), index=False)
+    data["iris"].iloc[75:].to_parquet(os.path.join(folder, "part-1.parquet"), index=False)
+    with open(os.path.join(folder, "notes.txt"), "w", encoding="utf-8") as f:
+        f.write("not an input file\n")
+    jsonl = os.path.join(data["root"], "iris.jsonl")
+    data["iris"].to_json(jsonl, orient="records", lines=True)
+    expected = pd.read_csv(iris_run["output"])["prediction"].tolist()
+    for parameters, batches in ((f"--input {folder} --input-format parquet", 6), (f"--input {jsonl} --input-format jsonl", 5)):
+        out = os.path.join(data["root"], "out", f"from-{batches}.csv")
+        run = wait_done(agent, execute(agent, "iris-batch", f"{parameters} --output {out}"))
+        assert run["status"] == "succeeded", run
+        assert (run["rows_in"], run["batches"]) == (150, batches)  # 75 rows per file: 3 batches of <= 32 each
+        assert pd.read_csv(out)["prediction"].tolist() == expected
 
 
 def test_a_million_row_csv_scores_within_bounded_memory(agent, data, registry, iris_run):
@@ -264,13 +298,7 @@ def test_agent_killed_mid_run_reports_interrupted_after_restart_and_the_next_run
     out = os.path.join(data["root"], "out", "slow.csv")
     declare(agent, "slow", model_uri=registry["v1"], input=data["big_csv"], output=out, batch_size=32)
     first, second = execute(agent, "slow"), execute(agent, "slow")
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        running = agent.call("GET", f"/api/v1/workflow/executions/{first}").json()
-        if running["status"] == "running" and running["rows_in"] > 0:
-            break
-        time.sleep(0.3)
-    assert running["status"] == "running" and running["pid"], running
+    running = wait_running(agent, first)
     assert agent.call("GET", f"/api/v1/workflow/executions/{second}").json()["status"] == "queued"  # one at a time
     scorer = running["pid"]
 
@@ -287,6 +315,16 @@ def test_agent_killed_mid_run_reports_interrupted_after_restart_and_the_next_run
     assert agent.call("GET", "/api/v1/workflows/slow").json()["batch_size"] == 32  # persisted
     after = wait_done(agent, execute(agent, "iris-batch"))
     assert after["status"] == "succeeded" and after["rows_out"] == 150
+
+    stopped = execute(agent, "slow")  # SIGTERM: the agent stops its run and records why before exiting
+    wait_running(agent, stopped)
+    assert agent.proc is not None
+    agent.proc.terminate()
+    agent.proc.wait(timeout=60)
+    agent.start()
+    agent.wait_healthy(120)
+    body = agent.call("GET", f"/api/v1/workflow/executions/{stopped}").json()
+    assert (body["status"], body["error"]) == ("failed", "interrupted: the agent was stopped during this run")
     with open(os.path.join(os.path.dirname(agent.config["state_file"]), "workflows.json"), encoding="utf-8") as f:
         stored = json.load(f)
     assert stored["executions"][first]["status"] == "failed" and TOKEN not in json.dumps(stored)

@@ -93,9 +93,10 @@ class Writer:
         if self.fmt == "csv":
             frame.to_csv(self.file, header=self.first, index=False)
         elif self.fmt == "jsonl":
-            self.file.write(frame.to_json(orient="records", lines=True).encode())
-            if not frame.empty:
-                self.file.write(b"\n")
+            text = frame.to_json(orient="records", lines=True) if len(frame) else ""
+            if text and not text.endswith("\n"):
+                text += "\n"
+            self.file.write(text.encode())
         else:
             import pyarrow as pa
             import pyarrow.parquet as pq
