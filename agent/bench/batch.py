@@ -23,7 +23,7 @@ AGENT_DIR = os.path.dirname(HERE)
 sys.path.insert(0, AGENT_DIR)
 
 from tests import support  # noqa: E402
-from tests.support import SERVING_PYTHON, TOKEN, CACHE, free_port, kill_group, wait_http  # noqa: E402
+from tests.support import SERVING_PYTHON, TOKEN, CACHE, free_port, wait_http  # noqa: E402
 
 COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 MIB = 1024 * 1024

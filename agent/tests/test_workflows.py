@@ -330,3 +330,29 @@ def test_agent_killed_mid_run_reports_interrupted_after_restart_and_the_next_run
     assert stored["executions"][first]["status"] == "failed" and TOKEN not in json.dumps(stored)
     assert agent.call("DELETE", "/api/v1/workflows/slow").json() == {"id": "slow", "deleted": True}
     assert agent.call("GET", "/api/v1/workflows/slow").status_code == 404
+
+
+def test_sessions_expire_and_old_executions_are_pruned_with_their_run_folders(tmp_path):
+    from model_serving_agent.config import parse_config
+    from model_serving_agent.workflows.service import KEEP_EXECUTIONS, WorkflowService
+    from model_serving_agent.workflows.sessions import Sessions
+
+    sessions = Sessions(0.2)
+    session_id = sessions.create()
+    assert sessions.valid(session_id) and not sessions.valid(session_id[:-1] + "x") and not sessions.valid(None)
+    time.sleep(0.3)
+    assert not sessions.valid(session_id)
+
+    config = parse_config({"port": 35799, "state_file": str(tmp_path / "state.json"), "log_dir": str(tmp_path / "logs")})
+    service = WorkflowService(config)
+    for i in range(KEEP_EXECUTIONS + 2):
+        run_dir = tmp_path / "logs" / "workflow-runs" / f"e{i:04d}"
+        run_dir.mkdir(parents=True)
+        service.executions[f"e{i:04d}"] = {"id": f"e{i:04d}", "status": "succeeded", "submitted_at": f"2026-12-01T00:{i // 60:02d}:{i % 60:02d}Z", "run_dir": str(run_dir)}
+    service.executions["running"] = {"id": "running", "status": "running", "submitted_at": "2026-01-01T00:00:00Z", "run_dir": str(tmp_path / "r")}
+    service._save()
+    assert len(service.executions) == KEEP_EXECUTIONS and "running" in service.executions
+    assert "e0000" not in service.executions and "e0002" not in service.executions and "e0003" in service.executions
+    assert not (tmp_path / "logs" / "workflow-runs" / "e0000").exists() and (tmp_path / "logs" / "workflow-runs" / "e0003").exists()
+    with open(tmp_path / "workflows.json", encoding="utf-8") as f:
+        assert len(json.load(f)["executions"]) == KEEP_EXECUTIONS

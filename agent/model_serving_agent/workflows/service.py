@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import signal
 import sys
 import tempfile
@@ -103,6 +104,7 @@ class WorkflowService:
         finished = [e for e in self.executions.values() if e["status"] not in ACTIVE]
         for old in sorted(finished, key=lambda e: e["submitted_at"])[: max(0, len(self.executions) - KEEP_EXECUTIONS)]:
             del self.executions[old["id"]]
+            shutil.rmtree(old["run_dir"], ignore_errors=True)
         write_atomic(
             self.path,
             {
