@@ -15,8 +15,11 @@ from .manager import MODEL_NAME, AgentError, Manager
 from .openapi import openapi_schema
 from .proxy import FORWARDED_PATHS, forward, json_error
 from .routing import ChallengerSpec
+from .workflows.routes import LOGIN_PATH, add_workflow_routes, session_allows
+from .workflows.service import WorkflowService
+from .workflows.sessions import Sessions
 
-PUBLIC_PATHS = {"/health", "/openapi.json"}
+PUBLIC_PATHS = {"/health", "/openapi.json", LOGIN_PATH}
 MANAGER_KEY = web.AppKey("manager", Manager)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -43,10 +46,12 @@ def model_name(request: web.Request) -> str:
     return name
 
 
-def make_auth_middleware(token: str) -> Any:
+def make_auth_middleware(token: str, sessions: Optional[Sessions] = None) -> Any:
     @web.middleware
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path in PUBLIC_PATHS or is_front_path(request.path):
+            return await handler(request)
+        if sessions is not None and session_allows(sessions, request):
             return await handler(request)
         if not bearer_matches(token, request.headers.get("Authorization")):
             return web.json_response(
@@ -138,8 +143,10 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 def create_app(manager: Manager, token: str) -> web.Application:
-    app = web.Application(middlewares=[errors_as_json, make_auth_middleware(token)], client_max_size=64 * 1024 * 1024)
+    sessions = Sessions(manager.config.session_ttl_seconds)
+    app = web.Application(middlewares=[errors_as_json, make_auth_middleware(token, sessions)], client_max_size=64 * 1024 * 1024)
     app[MANAGER_KEY] = manager
+    add_workflow_routes(app, WorkflowService(manager.config), sessions, token)  # /api/v1/: the user guide's paths
     app.router.add_get("/health", health)
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/version", version)

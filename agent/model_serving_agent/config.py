@@ -57,6 +57,10 @@ class AgentConfig(_Strict):
     """Interpreter that runs `mlflow models serve`; default: the agent's own."""
     stop_backends_on_exit: bool = False
     """False: backends outlive the agent and are adopted by the next start (no model restart)."""
+    workflow_runs: int = Field(default=2, ge=1, le=64)
+    """Workflow executions scoring at the same time (the rest wait as queued)."""
+    session_ttl_seconds: float = Field(default=3600.0, gt=0, le=30 * 24 * 3600)
+    """Lifetime of a POST /api/v1/login session cookie."""
 
     @model_validator(mode="after")
     def _ports_apart(self) -> "AgentConfig":

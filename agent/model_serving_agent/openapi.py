@@ -4,6 +4,7 @@ against it, and a test checks it names every route the app serves."""
 from typing import Any, Dict
 
 from . import __version__
+from .workflows.openapi import SESSION_SCHEME, WORKFLOW_PATHS, WORKFLOW_SCHEMAS
 
 _ERROR = {
     "type": "object",
@@ -98,15 +99,16 @@ def openapi_schema() -> Dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "model-serving agent", "version": __version__},
         "components": {
-            "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"Error": _ERROR, "Model": _MODEL, "DeployRequest": _DEPLOY, "Challenger": _CHALLENGER},
+            "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}, "session": SESSION_SCHEME},
+            "schemas": {"Error": _ERROR, "Model": _MODEL, "DeployRequest": _DEPLOY, "Challenger": _CHALLENGER,
+                        **WORKFLOW_SCHEMAS},  # fmt: skip
             "responses": {
                 f"E{code}": _json({"$ref": "#/components/schemas/Error"}, text)
                 for code, text in (
                     (400, "malformed request"),
                     (401, "missing or wrong token"),
-                    (404, "model not deployed"),
-                    (409, "port conflict"),
+                    (404, "model, workflow or execution not found"),
+                    (409, "port conflict; a workflow with queued or running executions"),
                     (422, "the new version failed to start or score; the old one keeps serving"),
                     (503, "agent starting or out of ports"),
                 )
@@ -167,5 +169,6 @@ def openapi_schema() -> Dict[str, Any]:
                 },
                 "get": {"security": [], "responses": {"200": {"description": "the backend's answer"}, **_errors(404)}},
             },
+            **WORKFLOW_PATHS,
         },
     }

@@ -90,7 +90,11 @@ class MlflowServer:
 
     def stop(self) -> None:
         kill_group(self.proc.pid)
-        self.proc.wait(timeout=30)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # a loaded host: SIGTERM not handled within 30 s
+            kill_group(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
         self.log.close()
 
 
