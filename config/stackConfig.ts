@@ -164,7 +164,7 @@ const mlflowSchema = z
       custom(
         ctx,
         ["deployMode"],
-        'must be "remote" or "agent" when mode is "remote" (models are served on the MLflow host)',
+        'must be "remote" when mode is "remote" (models are served on the MLflow host)',
       );
     }
     if (m.agent !== undefined && m.deployMode !== "agent") {

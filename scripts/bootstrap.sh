@@ -20,14 +20,14 @@ fi
 # which empties node_modules.
 node scripts/provider-code.js
 
-# 2. Python venv with the pinned MLflow and scikit-learn
+# 2. Python venv with the pinned MLflow and scikit-learn (and the tests' tools: requirements-dev.txt)
 python_bin="${MODEL_SERVING_PYTHON:-python3}"
-venv_key="$(cat python/requirements.txt python/constraints.txt | sha256sum | cut -c1-16) $("$python_bin" --version 2>&1)"
+venv_key="$(cat python/requirements.txt python/requirements-dev.txt python/constraints.txt | sha256sum | cut -c1-16) $("$python_bin" --version 2>&1)"
 if [ "$(cat "$MODEL_SERVING_VENV/.model-serving-stamp" 2>/dev/null)" != "$venv_key" ]; then
   step "python venv at $MODEL_SERVING_VENV ($(grep '^mlflow' python/requirements.txt))"
   [ -x "$MODEL_SERVING_VENV/bin/python" ] || "$python_bin" -m venv "$MODEL_SERVING_VENV"
   "$MODEL_SERVING_VENV/bin/pip" install --quiet --disable-pip-version-check \
-    -r python/requirements.txt -c python/constraints.txt
+    -r python/requirements.txt -r python/requirements-dev.txt -c python/constraints.txt
   printf '%s' "$venv_key" >"$MODEL_SERVING_VENV/.model-serving-stamp"
 else
   step "python venv up to date"
