@@ -51,6 +51,10 @@ describeEngine("pulumi up killed with SIGKILL", () => {
     const killed = await engine.cli(["up", "--yes", "--skip-preview"], {
       onStdout: (text, pid) => {
         if (cliPid === 0 && /ModelDeployment iris-server creating/.test(text)) {
+          // The engine writes the checkpoint as the step begins; killing it in the middle of that write
+          // would leave a truncated file (a different fault from the one under test). Wait, briefly and
+          // synchronously, until the checkpoint on disk is whole JSON again, then kill.
+          waitForWholeCheckpoint(engine.stateFile(), 3_000);
           cliPid = pid;
           tree = descendantsOf(pid); // what the engine runs at that moment
           process.kill(pid, "SIGKILL");
@@ -147,3 +151,15 @@ describeEngine("pulumi up killed with SIGKILL", () => {
     expect(engine.locks()).toEqual([]);
   }, 600_000);
 });
+
+/** Busy-waits (at most `withinMs`) until `file` parses as JSON: no write of it is in progress. */
+function waitForWholeCheckpoint(file: string, withinMs: number): void {
+  for (const deadline = Date.now() + withinMs; Date.now() < deadline;) {
+    try {
+      JSON.parse(fs.readFileSync(file, "utf8"));
+      return;
+    } catch {
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+    }
+  }
+}
