@@ -5,9 +5,9 @@ import * as authorization from "@pulumi/azure-native/authorization";
 import * as containerregistry from "@pulumi/azure-native/containerregistry";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import type { MlflowAuth } from "../providers/mlflow/connection";
 import { hashScorerFiles, ModelExport } from "../providers/modelExport";
 import { ACR_TOKEN_USER, exchangeAcrRefreshToken } from "./cloud/acrToken";
+import type { ScorerSourceArgs } from "./scorerBuild";
 
 /** Where the scorer image goes. */
 export type RegistryKind = "ecr" | "acr";
@@ -30,17 +30,8 @@ export interface AcrRegistryArgs {
   readonly sku?: "Basic" | "Standard" | "Premium";
 }
 
-export interface ScorerImageArgs {
-  /** Registered model name in MLflow. */
-  readonly modelName: pulumi.Input<string>;
-  /** Registered model version to bake into the image. */
-  readonly modelVersion: pulumi.Input<string>;
-  /** MLflow tracking URI to download the model from (no credentials in it). */
-  readonly trackingUri: pulumi.Input<string>;
-  /** MLflow credentials (secret); without them MLFLOW_TRACKING_* of the provider process apply. */
-  readonly auth?: pulumi.Input<MlflowAuth | undefined>;
-  /** Path of the `mlflow` executable in the project's venv. */
-  readonly mlflowBin: pulumi.Input<string>;
+/** The model version and its build context (components/scorerBuild.ts), then where the image goes. */
+export interface ScorerImageArgs extends ScorerSourceArgs {
   /** Registry kind: "ecr" (AWS) or "acr" (Azure). */
   readonly registry: RegistryKind;
   /** Repository name inside the registry; default the component name. */
@@ -58,8 +49,6 @@ export interface ScorerImageArgs {
   readonly target?: "sagemaker" | "standalone";
   /** Target platform of the build; default linux/amd64 (SageMaker and AzureML run amd64). */
   readonly platform?: pulumi.Input<string>;
-  /** Folder with the scorer build files; default the project's scorer/. */
-  readonly scorerDir?: string;
   /**
    * Folder for this image's build contexts; default $XDG_CACHE_HOME/model-serving/build-contexts/
    * <component name>, so no other image's delete removes the context this one builds from.
