@@ -123,7 +123,8 @@ function keygen(dir: string, name: string): { privateKey: string; publicKey: str
 function setupScript(sshPort: number): string {
   return [
     "set -e",
-    "useradd --create-home --shell /bin/bash deploy",
+    // Idempotent: a provisioned snapshot of an earlier host already has the user.
+    "id deploy >/dev/null 2>&1 || useradd --create-home --shell /bin/bash deploy",
     "echo 'deploy ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/deploy && chmod 0440 /etc/sudoers.d/deploy",
     "install -d -m 0700 /root/.ssh && install -m 0600 /keys/root.pub /root/.ssh/authorized_keys",
     "install -d -m 0700 -o deploy -g deploy /home/deploy/.ssh",
@@ -146,18 +147,13 @@ export interface SshHostOptions {
    * container it publishes on 127.0.0.1 is reached on this machine's loopback.
    */
   dockerEngine?: boolean;
+  /** Run this image instead of the base one: a provisioned snapshot (test/support/provisionedHost.ts). */
+  image?: string;
 }
 
 export async function startSshHost(options: SshHostOptions = {}): Promise<SshTestHost> {
   const started = Date.now();
-  const image = execFileSync("bash", [IMAGE_SCRIPT, "image"], {
-    env: { ...process.env, ...dockerEnv() },
-    encoding: "utf8",
-    stdio: ["ignore", "pipe", "inherit"],
-  })
-    .trim()
-    .split("\n")
-    .pop() as string;
+  const image = options.image ?? baseImage();
   const [sshPort, ...ports] = await portBlock(1 + (options.ports ?? 0));
   const keys = tempDir("sshhost-keys");
   const host = keygen(keys, "host");
@@ -243,6 +239,18 @@ export async function startSshHost(options: SshHostOptions = {}): Promise<SshTes
     },
     stop,
   };
+}
+
+/** The base image (scripts/sshhost-image.sh): debootstrapped and imported on first use, then cached. */
+export function baseImage(): string {
+  return execFileSync("bash", [IMAGE_SCRIPT, "image"], {
+    env: { ...process.env, ...dockerEnv() },
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+  })
+    .trim()
+    .split("\n")
+    .pop() as string;
 }
 
 /** Resolves once something on the port speaks SSH (the `SSH-2.0-` banner). */

@@ -1,4 +1,3 @@
-import { loadProfile } from "../../../config/provisioningProfile";
 import {
   createRemoteMlflowServer,
   deleteRemoteMlflowServer,
@@ -9,7 +8,8 @@ import {
 } from "../../../providers/remote/mlflowServerCore";
 import { provisionHost } from "../../../providers/remote/provision";
 import { DEFAULT_LAYOUT } from "../../../providers/remote/provisionScript";
-import { missingSshHost, SshTestHost, startSshHost } from "../../support/sshHost";
+import { startProvisionedSshHost, snapshotProvisioning } from "../../support/provisionedHost";
+import { missingSshHost, SshTestHost } from "../../support/sshHost";
 
 /**
  * The remote MLflow server on the test host (no systemd there: the supervised process), as the sudo
@@ -49,14 +49,12 @@ describeSsh("the remote MLflow server on the test host", () => {
   let host: SshTestHost;
   const states: RemoteMlflowServerState[] = [];
   beforeAll(async () => {
-    host = await startSshHost({ ports: 2 });
+    // A provisioned snapshot: this suite tests the host's services, provision.test.ts the provisioning.
+    host = await startProvisionedSshHost({ ports: 2, postgresql: true });
     const started = Date.now();
-    await provisionHost(host.sudoUser, {
-      profile: loadProfile("default"),
-      layout: DEFAULT_LAYOUT,
-      postgresql: true,
-    });
-    process.stderr.write(`provisioned (with PostgreSQL) in ${Date.now() - started} ms\n`);
+    const provisioned = await provisionHost(host.sudoUser, snapshotProvisioning(true));
+    expect(provisioned.changed).toBe(false);
+    process.stderr.write(`provisioning checked (up to date) in ${Date.now() - started} ms\n`);
   }, 20 * 60_000);
   afterAll(async () => {
     for (const s of states) {

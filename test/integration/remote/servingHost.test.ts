@@ -1,6 +1,5 @@
 import * as fs from "fs";
 import * as path from "path";
-import { loadProfile } from "../../../config/provisioningProfile";
 import {
   createDeployment,
   deleteDeployment,
@@ -18,7 +17,8 @@ import {
 import { provisionHost } from "../../../providers/remote/provision";
 import { DEFAULT_LAYOUT } from "../../../providers/remote/provisionScript";
 import { demoModel, IRIS_ROW, missingMlflow, postJson, tempDir } from "../../support/env";
-import { missingSshHost, SshTestHost, startSshHost } from "../../support/sshHost";
+import { startProvisionedSshHost, snapshotProvisioning } from "../../support/provisionedHost";
+import { missingSshHost, SshTestHost } from "../../support/sshHost";
 
 /**
  * Deploy mode `remote`: versions registered in the remote MLflow (from here, with the project's own
@@ -49,8 +49,12 @@ describeSsh("deploy mode remote on the test host", () => {
   let host: SshTestHost;
   let mlflow: RemoteMlflowServerState;
   beforeAll(async () => {
-    host = await startSshHost({ ports: 3 });
-    await provisionHost(host.sudoUser, { profile: loadProfile("default"), layout: DEFAULT_LAYOUT });
+    // A provisioned snapshot: this suite tests the host's services, provision.test.ts the provisioning.
+    host = await startProvisionedSshHost({ ports: 3, postgresql: true });
+    const started = Date.now();
+    const provisioned = await provisionHost(host.sudoUser, snapshotProvisioning(true));
+    expect(provisioned.changed).toBe(false);
+    process.stderr.write(`provisioning checked (up to date) in ${Date.now() - started} ms\n`);
     mlflow = await createRemoteMlflowServer({
       connection: host.sudoUser,
       layout: DEFAULT_LAYOUT,
