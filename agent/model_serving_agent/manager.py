@@ -98,8 +98,6 @@ class Manager:
     _shared_pending: List[SharedJoin] = field(default_factory=list)
     _shared_arrival: float = 0.0
     _shared_gatherer: Optional["asyncio.Task[None]"] = None
-    shared_starts: int = 0
-    """How many shared workers this agent started (the batching is tested on it)."""
 
     # ---- queries -------------------------------------------------------------------------------
 
@@ -266,18 +264,24 @@ class Manager:
 
     async def _gather_shared(self) -> None:
         """Takes the pending joins in batches, one worker start per batch, until none is left."""
-        while self._shared_pending:
-            first = time.monotonic()
-            while True:
-                now = time.monotonic()
-                quiet = now - self._shared_arrival
-                if quiet >= SHARED_GATHER_SECONDS or now - first >= SHARED_GATHER_MAX_SECONDS:
-                    break
-                await asyncio.sleep(max(0.01, SHARED_GATHER_SECONDS - quiet))
-            async with self._shared_lock:
-                batch, self._shared_pending = self._shared_pending, []
-                await self._apply_shared(batch)
-        self._shared_gatherer = None
+        try:
+            while self._shared_pending:
+                first = time.monotonic()
+                while True:
+                    now = time.monotonic()
+                    quiet = now - self._shared_arrival
+                    if quiet >= SHARED_GATHER_SECONDS or now - first >= SHARED_GATHER_MAX_SECONDS:
+                        break
+                    await asyncio.sleep(max(0.01, SHARED_GATHER_SECONDS - quiet))
+                async with self._shared_lock:
+                    batch, self._shared_pending = self._shared_pending, []
+                    try:
+                        await self._apply_shared(batch)
+                    finally:  # no deploy may wait forever, whatever went wrong
+                        for join in batch:
+                            settle(join, AgentError(500, f"model {join.name}: the shared deploy ended without an answer"))
+        finally:
+            self._shared_gatherer = None
 
     async def _apply_shared(self, batch: List[SharedJoin]) -> None:
         """One worker for the whole batch; when it fails with several joins in it, each join is tried
@@ -362,7 +366,6 @@ class Manager:
             examples_task = asyncio.create_task(self._serving_examples(unknown)) if unknown else None
             uris = ", ".join(j.model_uri for j in changed.values())
             backend = await start_backend(self.config, uris, port, log_path, members)
-            self.shared_starts += 1
             label = ", ".join(changed)
             try:
                 await wait_ready(backend, self.session, self.config.backend_start_timeout_seconds)
