@@ -38,6 +38,11 @@ MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 ADOPT_PING_TIMEOUT_SECONDS = 10.0
 SUPERVISE_INTERVAL_SECONDS = 2.0
 REVIVE_RETRY_SECONDS = 30.0
+# Shared-backend deploys that arrive close together (the engine runs a stack's creates in parallel)
+# start ONE worker with the whole set: the gatherer waits until no deploy arrived for GATHER seconds
+# (at most GATHER_MAX after the first); deploys that arrive while a worker starts join the next one.
+SHARED_GATHER_SECONDS = 0.5
+SHARED_GATHER_MAX_SECONDS = 3.0
 
 
 class AgentError(Exception):
@@ -66,6 +71,19 @@ class ServedModel:
     runner: Optional[web.AppRunner] = None
 
 
+@dataclass(eq=False)
+class SharedJoin:
+    """One pending deploy onto the shared worker; `done` gets its answer (or its AgentError)."""
+
+    name: str
+    model_uri: str
+    sample_input: Optional[Dict[str, Any]]
+    front_port: Optional[int]
+    existing: Optional[ServedModel]
+    done: "asyncio.Future[Dict[str, Any]]"
+    port: int = 0
+
+
 @dataclass
 class Manager:
     config: AgentConfig
@@ -77,6 +95,9 @@ class Manager:
     _draining: Set[Backend] = field(default_factory=set)
     _last_revive: Dict[str, float] = field(default_factory=dict)
     _shared_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _shared_pending: List[SharedJoin] = field(default_factory=list)
+    _shared_arrival: float = 0.0
+    _shared_gatherer: Optional["asyncio.Task[None]"] = None
 
     # ---- queries -------------------------------------------------------------------------------
 
@@ -221,50 +242,151 @@ class Manager:
     ) -> Dict[str, Any]:
         """The model joins (or changes its version in) the one multi-model worker: a new worker with
         the whole new set starts and is verified, every member's front switches to it at once, then
-        the old worker drains and stops, as for a dedicated backend."""
-        async with self._shared_lock:
-            current = existing.backend if existing else None
-            if (
-                existing
-                and current is not None
-                and current.models is not None
-                and current.running()
-                and current.models.get(name) == model_uri
-                and existing.status == "serving"
-                and sample_input in (None, existing.sample_input)
-            ):
-                return {"changed": False, **self.describe(existing)}
-            members = {n: uri for n, uri in self._shared_members().items() if n != name}
-            members[name] = model_uri
-            port = existing.front_port if existing else self._spare_front_port(front_port)
-            self._reserved_ports.add(port)
-            try:
-                worker = await self._start_verified(name, model_uri, sample_input, shared_models=members)
-                model = existing or ServedModel(name=name, front_port=port, model_uri=model_uri, sample_input=sample_input)
+        the old worker drains and stops, as for a dedicated backend. Joins that arrive together are
+        gathered into one such start (SHARED_GATHER_SECONDS)."""
+        current = existing.backend if existing else None
+        if (
+            existing
+            and current is not None
+            and current.models is not None
+            and current.running()
+            and current.models.get(name) == model_uri
+            and existing.status == "serving"
+            and sample_input in (None, existing.sample_input)
+        ):
+            return {"changed": False, **self.describe(existing)}
+        join = SharedJoin(name, model_uri, sample_input, front_port, existing, asyncio.get_running_loop().create_future())
+        self._shared_pending.append(join)
+        self._shared_arrival = time.monotonic()
+        if self._shared_gatherer is None:
+            self._shared_gatherer = asyncio.create_task(self._gather_shared())
+        return await asyncio.shield(join.done)
+
+    async def _gather_shared(self) -> None:
+        """Takes the pending joins in batches, one worker start per batch, until none is left."""
+        try:
+            while self._shared_pending:
+                first = time.monotonic()
+                while True:
+                    now = time.monotonic()
+                    quiet = now - self._shared_arrival
+                    if quiet >= SHARED_GATHER_SECONDS or now - first >= SHARED_GATHER_MAX_SECONDS:
+                        break
+                    await asyncio.sleep(max(0.01, SHARED_GATHER_SECONDS - quiet))
+                async with self._shared_lock:
+                    batch, self._shared_pending = self._shared_pending, []
+                    try:
+                        await self._apply_shared(batch)
+                    finally:  # no deploy may wait forever, whatever went wrong
+                        for join in batch:
+                            settle(join, AgentError(500, f"model {join.name}: the shared deploy ended without an answer"))
+        finally:
+            self._shared_gatherer = None
+
+    async def _apply_shared(self, batch: List[SharedJoin]) -> None:
+        """One worker for the whole batch; when it fails with several joins in it, each join is tried
+        alone, so a broken version gets its own 422 and the others still serve."""
+        try:
+            await self._join_shared(batch)
+        except Exception as err:  # noqa: BLE001 - every join must get an answer
+            if len(batch) == 1:
+                settle(batch[0], err)
+                return
+            log.warning("shared backend: %d models together failed (%s); starting them one by one", len(batch), err)
+            for join in batch:
+                if join.done.done():
+                    continue
+                try:
+                    await self._join_shared([join])
+                except Exception as one:  # noqa: BLE001
+                    settle(join, one)
+
+    async def _join_shared(self, batch: List[SharedJoin]) -> None:
+        joins: List[SharedJoin] = []
+        try:
+            for join in batch:
+                try:
+                    join.port = join.existing.front_port if join.existing else self._spare_front_port(join.front_port)
+                except AgentError as err:
+                    settle(join, err)
+                    continue
+                self._reserved_ports.add(join.port)
+                joins.append(join)
+            if not joins:
+                return
+            members = self._shared_members()
+            members.update({j.name: j.model_uri for j in joins})
+            worker = await self._start_verified_shared(members, {j.name: j for j in joins})
+            joined: List[SharedJoin] = []
+            for join in joins:
+                model = join.existing or ServedModel(
+                    name=join.name, front_port=join.port, model_uri=join.model_uri, sample_input=join.sample_input
+                )
                 if model.runner is None:
                     try:
                         await self._open_front(model)
                     except OSError as err:
-                        await stop_backend(worker)
-                        raise AgentError(409, f"front port {port} for model {name} cannot be bound: {err}") from None
-            finally:
-                self._reserved_ports.discard(port)
-            old: List[Backend] = []
-            for backend in [m.backend for m in self.models.values() if m.backend and m.backend.models is not None] + (
-                [existing.backend, existing.challenger] if existing else []
-            ):
-                if backend is not None and not any(backend is b for b in old):
-                    old.append(backend)
-            self.models[name] = model
-            for member in members:  # the switch, for every model of the worker at once
-                self.models[member].backend = worker
-            model.model_uri, model.sample_input = model_uri, sample_input
+                        settle(join, AgentError(409, f"front port {join.port} for model {join.name} cannot be bound: {err}"))
+                        continue
+                self.models[join.name] = model
+                joined.append(join)
+            if not joined:
+                await stop_backend(worker)
+                return
+        finally:
+            for join in joins:
+                self._reserved_ports.discard(join.port)
+        old: List[Backend] = []
+        for backend in [m.backend for m in self.models.values() if m.backend and m.backend.models is not None] + [
+            b for j in joined if j.existing for b in (j.existing.backend, j.existing.challenger)
+        ]:
+            if backend is not None and backend is not worker and not any(backend is b for b in old):
+                old.append(backend)
+        for member in self._shared_members() | {j.name: j.model_uri for j in joined}:
+            self.models[member].backend = worker  # the switch, for every model of the worker at once
+        for join in joined:
+            model = self.models[join.name]
+            model.model_uri, model.sample_input = join.model_uri, join.sample_input
             model.challenger, model.challenger_weight, model.challenger_sample = None, 0.0, None
             model.status, model.error, model.log_tail = "serving", None, None
-            self._persist()
-            log.info("shared backend port %d now holds %s", worker.port, members)
-            await asyncio.gather(*(self._drain_and_stop(b) for b in old))
-            return {"changed": True, **self.describe(model)}
+        self._persist()
+        log.info("shared backend port %d now holds %s", worker.port, worker.models)
+        await asyncio.gather(*(self._drain_and_stop(b) for b in old))
+        for join in joined:
+            settle(join, {"changed": True, **self.describe(self.models[join.name])})
+
+    async def _start_verified_shared(self, members: Dict[str, str], changed: Dict[str, SharedJoin]) -> Backend:
+        """One multi-model worker with `members`, verified: /ping (every model loaded), then each changed
+        model's sample (its own serving example when the deploy gave none; all fetched in one subprocess)."""
+        port = self._spare_backend_port()
+        self._reserved_ports.add(port)
+        try:
+            log_path = os.path.join(self.config.log_dir, "backends", f"shared-{port}.log")
+            unknown = [j.model_uri for j in changed.values() if j.sample_input is None]
+            examples_task = asyncio.create_task(self._serving_examples(unknown)) if unknown else None
+            uris = ", ".join(j.model_uri for j in changed.values())
+            backend = await start_backend(self.config, uris, port, log_path, members)
+            label = ", ".join(changed)
+            try:
+                await wait_ready(backend, self.session, self.config.backend_start_timeout_seconds)
+                examples = await examples_task if examples_task is not None else {}
+                scored = 0
+                for name, join in changed.items():
+                    sample = join.sample_input if join.sample_input is not None else examples.get(join.model_uri)
+                    if sample is not None:
+                        await verify_scoring(backend, self.session, sample, name)
+                        scored += 1
+            except BaseException as err:
+                if examples_task is not None:
+                    examples_task.cancel()
+                await stop_backend(backend)
+                if isinstance(err, BackendFailed):
+                    raise AgentError(422, f"model {label}: {err}", err.log_tail) from None
+                raise
+            backend.verified_with = "sample_input" if scored == len(changed) else "ping"
+            return backend
+        finally:
+            self._reserved_ports.discard(port)
 
     async def _reuse_or_start(
         self,
@@ -429,7 +551,11 @@ class Manager:
             self._reserved_ports.discard(port)
 
     async def _serving_example(self, model_uri: str) -> Optional[Dict[str, Any]]:
-        """The model's own serving_input_example.json, fetched in a subprocess (MLflow stays out of the agent)."""
+        return (await self._serving_examples([model_uri])).get(model_uri)
+
+    async def _serving_examples(self, model_uris: List[str]) -> Dict[str, Optional[Dict[str, Any]]]:
+        """The models' own serving_input_example.json, fetched in ONE subprocess (MLflow stays out of
+        the agent, and a batch of models pays for one MLflow import, not one each)."""
         env = backend_env(self.config)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (os.path.dirname(os.path.dirname(os.path.abspath(__file__))), env.get("PYTHONPATH")) if p
@@ -438,7 +564,7 @@ class Manager:
             self.config.python or sys.executable,
             "-m",
             "model_serving_agent.serving_example",
-            model_uri,
+            *model_uris,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,
             env=env,
@@ -446,11 +572,14 @@ class Manager:
         try:
             out, _ = await asyncio.wait_for(proc.communicate(), timeout=120)
             lines = out.decode().strip().splitlines()
-            value = json.loads(lines[-1]) if lines else None
+            values = [json.loads(line) for line in lines[-len(model_uris) :]] if len(lines) >= len(model_uris) else []
         except (asyncio.TimeoutError, ValueError):
             proc.kill()
-            return None
-        return value if isinstance(value, dict) else None
+            return {}
+        except asyncio.CancelledError:
+            proc.kill()
+            raise
+        return {uri: v for uri, v in zip(model_uris, values) if isinstance(v, dict)}
 
     async def _open_front(self, model: ServedModel) -> None:
         name = model.name
@@ -598,6 +727,16 @@ class Manager:
             }
         )
         save_state(self.config.state_file, state)
+
+
+def settle(join: SharedJoin, outcome: Any) -> None:
+    """Answers one pending shared join: a status dict, or the exception its deploy raises."""
+    if join.done.done():
+        return
+    if isinstance(outcome, BaseException):
+        join.done.set_exception(outcome)
+    else:
+        join.done.set_result(outcome)
 
 
 def backend_record(backend: Optional[Backend]) -> Optional[BackendRecord]:

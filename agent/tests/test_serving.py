@@ -3,6 +3,7 @@
 deploy v1, switch to v2 under load, a broken v3 and a bad sample that leave v2 serving, restarts,
 undeploy. Ports: 35000-35199 only (support.py)."""
 
+import os
 import threading
 import time
 from typing import Dict, Iterator, List
@@ -290,6 +291,52 @@ def test_shared_backend_holds_several_models_switches_them_together_and_is_adopt
     assert score(fronts["shared-b"]).status_code == 200
     assert agent.call("DELETE", "/models/shared-b").status_code == 200
     assert not pid_alive(worker)
+
+
+def shared_starts(agent: Agent) -> int:
+    """How many shared workers the agent switched to (one log line each)."""
+    with open(os.path.join(agent.config["log_dir"], "agent.log"), encoding="utf-8") as f:
+        return sum("shared backend port" in line for line in f)
+
+
+def put_together(agent: Agent, bodies: Dict[str, Dict]) -> Dict[str, requests.Response]:
+    """The PUTs at once, from one thread each (as the engine runs a stack's creates)."""
+    answers: Dict[str, requests.Response] = {}
+
+    def put(name: str) -> None:
+        answers[name] = agent.call("PUT", f"/models/{name}", json=bodies[name])
+
+    threads = [threading.Thread(target=put, args=(n,)) for n in bodies]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    return answers
+
+
+def test_shared_deploys_that_arrive_together_start_one_worker(agent: Agent, registry):
+    before = shared_starts(agent)
+    names = [f"batch-{i}" for i in range(4)]
+    answers = put_together(agent, {n: {"model_uri": registry["v1" if i % 2 else "v2"], "backend": "shared"}
+                                   for i, n in enumerate(names)})  # fmt: skip
+    assert {n: r.status_code for n, r in answers.items()} == {n: 200 for n in names}, [r.text for r in answers.values()]
+    assert shared_starts(agent) == before + 1  # one worker start for the four, not four
+    pids = {iris_of(agent, n)["backend"]["pid"] for n in names}
+    assert len(pids) == 1 and all(answers[n].json()["verified_with"] == "sample_input" for n in names)
+    for i, n in enumerate(names):
+        assert score(iris_of(agent, n)["front_url"]).headers["X-Model-Uri"] == registry["v1" if i % 2 else "v2"]
+
+    # A broken version in a batch: the batch fails as a whole, then each join alone; only it fails.
+    answers = put_together(agent, {"batch-0": {"model_uri": registry["broken"], "backend": "shared"},
+                                   "batch-4": {"model_uri": registry["v1"], "backend": "shared"}})  # fmt: skip
+    assert answers["batch-0"].status_code == 422, answers["batch-0"].text
+    assert "batch-0" in answers["batch-0"].json()["error"] and answers["batch-0"].json()["log_tail"]
+    assert answers["batch-4"].status_code == 200, answers["batch-4"].text
+    assert iris_of(agent, "batch-0")["model_uri"] == registry["v2"]  # the old version keeps serving
+    for n in ("batch-0", "batch-4"):
+        assert score(iris_of(agent, n)["front_url"]).status_code == 200
+    for n in names + ["batch-4"]:
+        assert agent.call("DELETE", f"/models/{n}").status_code == 200
 
 
 def iris_of(agent: Agent, name: str) -> Dict:
