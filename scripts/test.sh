@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `npm test`: bootstrap, type-check, the language host's Go tests, then every jest project: unit (pure +
 # mocks), integration (real MLflow servers on loopback), engine end-to-end and faults (the real Pulumi
-# CLI through the Automation API), with the MLOps agent's pytest suite before them.
+# CLI through the Automation API) and replay, with the MLOps agent's pytest suite beside the first steps.
 set -euo pipefail
 bash "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -17,6 +17,27 @@ if command -v go >/dev/null; then
   cleanup+=("kill -- -$kube_build 2>/dev/null || true")
 fi
 trap 'for c in "${cleanup[@]}"; do eval "$c"; done' EXIT
+# The MLOps agent's own tests (agent/tests: real model servers on loopback, ports 35000-35299) run
+# meanwhile: they are mostly waits on model servers, and what runs beside them until the jest unit
+# project ends (type-check, lint, Go tests, unit suites) needs no server. The full run (no arguments)
+# waits for them before the jest projects that start servers, and stops there if they failed.
+agent_log="$(mktemp "${TMPDIR:-/tmp}/agent-pytest.XXXXXX")"
+agent_tests=""
+if [ $# -eq 0 ]; then
+  # Its own session too, so a failed type-check stops it with its model servers.
+  setsid "$MODEL_SERVING_VENV/bin/python" -m pytest agent/tests -q -p no:cacheprovider >"$agent_log" 2>&1 &
+  agent_tests=$!
+  cleanup+=("kill -- -$agent_tests 2>/dev/null || true; rm -f $agent_log")
+fi
+wait_for_agent_tests() {
+  [ -n "$agent_tests" ] || return 0
+  local rc=0
+  wait "$agent_tests" || rc=$?
+  agent_tests=""
+  echo "[test] the agent's pytest suite (agent/tests):"
+  cat "$agent_log"
+  return "$rc"
+}
 npx tsc --noEmit -p .
 npm run --silent lint
 # The project's own Node.js language host (tools/pulumi/langhost).
@@ -35,6 +56,11 @@ if docker_env="$(bash scripts/dockerd.sh start)"; then
 else
   echo "[test] the private Docker engine did not start; the replay suite reports why (a failure under CI=true)"
 fi
-# The MLOps agent's own tests (agent/tests: real model servers on loopback, ports 35000-35299).
-"$MODEL_SERVING_VENV/bin/python" -m pytest agent/tests -q -p no:cacheprovider
-npx jest --runInBand "$@"
+if [ $# -gt 0 ]; then
+  # `npm test -- <jest arguments>`: only the jest run they select.
+  npx jest --runInBand "$@"
+  exit 0
+fi
+npx jest --selectProjects unit
+wait_for_agent_tests
+npx jest --runInBand --selectProjects integration engine faults replay
