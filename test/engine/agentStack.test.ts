@@ -302,7 +302,20 @@ describeEngine("deploy mode agent on the real engine", () => {
       input: irisCsv,
       batch_size: 32,
     });
-    console.log(`agent e2e: workflows (4 runs, 2 ups) ${((Date.now() - tw) / 1000).toFixed(1)} s`);
+    // No perpetual diff: with nothing changed, preview announces no step for either workflow.
+    const pv = await engine.cli(["preview", "--json"]);
+    expect(pv.code).toBe(0);
+    const workflowOps = (JSON.parse(pv.stdout).steps as { op: string; urn: string }[])
+      .filter(
+        (step) =>
+          step.urn.endsWith("dynamic/modelserving:ScoreWorkflow") ||
+          step.urn.includes(":ScoreWorkflow::"),
+      )
+      .map((step) => step.op);
+    expect(workflowOps.filter((op) => op !== "same")).toEqual([]);
+    console.log(
+      `agent e2e: workflows (4 runs, 2 ups, a preview) ${((Date.now() - tw) / 1000).toFixed(1)} s`,
+    );
 
     // 2. A registration bump while a load loop scores the front URL: zero failed requests.
     await engine.setModels([
