@@ -8,6 +8,7 @@ import { EndpointEntry } from "./components/endpoint";
 import { MlflowAgent } from "./components/mlflowAgent";
 import { MlflowServer } from "./components/mlflowServer";
 import { RegisteredModel } from "./components/registeredModel";
+import { ScoreWorkflow, type WorkflowEntry } from "./components/scoreWorkflow";
 import { sampleRequestBody } from "./components/sampleInput";
 import { loadStackConfig } from "./config/load";
 
@@ -225,6 +226,47 @@ cfg.models.forEach((m, i) => {
   }
 });
 
+// Score workflows on the agent (deploy mode agent; config/workflowConfig.ts).
+const workflowEntries: Record<string, pulumi.Output<WorkflowEntry>> = {};
+for (const w of cfg.workflows) {
+  const m = w.model;
+  const stackModel =
+    m.kind === "uri" ? undefined : models[cfg.models.findIndex((c) => c.name === m.name)];
+  const workflow = new ScoreWorkflow(
+    `workflow-${w.id}`,
+    {
+      agentUrl: agent!.url,
+      token: agent!.token,
+      agentInstance: agent!.instance,
+      workflowId: w.id,
+      ...(m.kind === "uri"
+        ? { modelUri: m.uri }
+        : m.kind === "stack"
+          ? { modelUri: stackModel!.modelUri }
+          : {
+              registered: {
+                trackingUri: mlflow.trackingUri,
+                registryId: mlflow.registryId,
+                auth: mlflow.auth,
+                name: m.name,
+                ...(m.alias !== undefined ? { alias: m.alias } : { version: m.version }),
+              },
+            }),
+      input: w.input,
+      inputFormat: w.inputFormat,
+      output: w.output,
+      outputFormat: w.outputFormat,
+      batchSize: w.batchSize,
+      maxConcurrentRuns: w.maxConcurrentRuns,
+      timeoutSeconds: w.timeoutSeconds,
+      executeOnUp: w.executeOnUp,
+    },
+    // An alias of the registry is read after this stack's own registration set it.
+    { dependsOn: stackModel === undefined ? [] : [stackModel] },
+  );
+  workflowEntries[w.id] = workflow.entry;
+}
+
 export const mlflowTrackingUri = mlflow.trackingUri;
 
 /** `<model>` (MLflow host) or `<model>/<target>` (sagemaker, azureml, docker, kubernetes) -> how to score it. */
@@ -242,3 +284,7 @@ export const endpoints: pulumi.Output<Record<string, EndpointEntry>> = pulumi
 export const modelUris = pulumi
   .all(models.map((m) => m.modelUri))
   .apply((uris) => Object.fromEntries(uris.map((u, i) => [cfg.models[i].name, u])));
+
+/** Workflow id -> how to trigger and poll it on the agent (curl with the cookie login or the bearer
+ * token, the status poll, Python); the token is read from $TOKEN, never part of the output. */
+export const workflows = pulumi.all(workflowEntries);

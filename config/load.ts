@@ -45,6 +45,7 @@ export function loadStackConfig(): Omit<StackConfig, "remoteKey"> & {
     {
       mlflow: config.getObject("mlflow"),
       models: config.getObject("models"),
+      workflows: config.getObject("workflows"),
       mlflowPassword,
       agentToken,
       sshPrivateKey: secretConfig(SSH_PRIVATE_KEY_KEY),

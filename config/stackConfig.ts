@@ -20,6 +20,12 @@ import { errorMap, formatIssues, problem, wholeNumber } from "./issues";
 import { mlflowPasswordProblem } from "./mlflowPassword";
 import { sourceProblem } from "./modelSource";
 import {
+  resolveWorkflow,
+  workflowIssues,
+  workflowSchema,
+  type WorkflowConfig,
+} from "./workflowConfig";
+import {
   remoteHostSchema,
   remoteKeyMaterial,
   type RemoteKeyMaterial,
@@ -268,8 +274,16 @@ const stackSchema = z
   .object({
     mlflow: mlflowSchema.default({}),
     models: z.array(modelSchema).default([]),
+    /** Score workflows on the MLOps agent (config/workflowConfig.ts). */
+    workflows: z.array(workflowSchema).default([]),
   })
   .superRefine((s, ctx) => {
+    workflowIssues(
+      s.workflows,
+      s.mlflow.deployMode,
+      s.models.map((m) => m.name),
+      ctx,
+    );
     const mlflowPort = mlflowListenPort(s.mlflow);
     const fixed = new Map<number, number>();
     const agent = s.mlflow.deployMode === "agent" ? resolveAgent(s.mlflow.agent) : undefined;
@@ -370,6 +384,8 @@ export interface StackConfig {
   /** Deploy mode `agent` only: the agent started here or the one at its url. */
   agent?: AgentConfig;
   models: ModelConfig[];
+  /** Score workflows on the agent (deploy mode `agent` only). */
+  workflows: WorkflowConfig[];
   /** Where logs, port locks and the venv live. */
   cacheDir: string;
   mlflowBin: string;
@@ -421,6 +437,7 @@ export function parseStackConfig(
   raw: {
     mlflow?: unknown;
     models?: unknown;
+    workflows?: unknown;
     mlflowPassword?: PasswordConfig;
     agentToken?: PasswordConfig;
     sshPrivateKey?: SecretConfig;
@@ -430,7 +447,7 @@ export function parseStackConfig(
   ctx: ConfigContext,
 ): StackConfig {
   const env = ctx.env ?? process.env;
-  const input = { mlflow: raw.mlflow, models: raw.models };
+  const input = { mlflow: raw.mlflow, models: raw.models, workflows: raw.workflows };
   const parsed = stackSchema.safeParse(input, { errorMap });
   const problems = parsed.success ? [] : formatIssues(parsed.error, input, stackSchema, PREFIX);
   problems.push(...passwordProblems(raw.mlflowPassword));
@@ -442,7 +459,7 @@ export function parseStackConfig(
   if (!parsed.success) {
     throw new Error(`invalid stack configuration:\n  ${problems.join("\n  ")}`);
   }
-  const { mlflow, models } = parsed.data;
+  const { mlflow, models, workflows } = parsed.data;
   const remoteKey =
     mlflow.remote === undefined
       ? undefined
@@ -549,6 +566,7 @@ export function parseStackConfig(
     mlflow: { ...mlflow, dataDir },
     agent,
     models: resolved,
+    workflows: workflows.map(resolveWorkflow),
     cacheDir,
     mlflowBin: path.join(venv, "bin", "mlflow"),
     runDir: path.join(cacheDir, "run", ctx.stack),

@@ -27,6 +27,7 @@ const ENTRIES = [
   "providers/mlflowServerCore",
   "providers/agent/serverCore",
   "providers/agent/deploymentCore",
+  "providers/agent/workflowCore",
   "providers/remote/hostProvisioningCore",
   "providers/remote/mlflowServerCore",
 ];

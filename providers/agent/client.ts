@@ -9,6 +9,8 @@ import axiosRetry, { exponentialDelay, isNetworkError } from "axios-retry";
  *   (connection refused/reset before an answer) or on 503 (the agent is still adopting its models);
  *   never on a timeout (the start may still be running) and never on a 4xx such as 422 (the version
  *   is bad: repeating it changes nothing).
+ * - POST (a workflow execute: not idempotent, a repeat is a second run): retried only when the
+ *   connection was refused, so the request cannot have reached the agent.
  * The token never appears in an error, a log line or a URL.
  */
 
@@ -48,10 +50,12 @@ export interface AgentCallOptions {
   timeoutMs?: number;
 }
 
+export type AgentMethod = "GET" | "PUT" | "POST" | "DELETE";
+
 export interface AgentClient {
   readonly baseUrl: string;
   call<T = Record<string, unknown>>(
-    method: "GET" | "PUT" | "DELETE",
+    method: AgentMethod,
     path: string,
     options?: AgentCallOptions,
   ): Promise<T>;
@@ -61,6 +65,9 @@ export interface AgentClient {
 export function shouldRetryAgent(err: AxiosError): boolean {
   const method = (err.config?.method ?? "get").toUpperCase();
   const status = err.response?.status;
+  if (method === "POST") {
+    return status === undefined && err.code === "ECONNREFUSED";
+  }
   if (status !== undefined) {
     if (status === 503) {
       return true;
@@ -135,7 +142,7 @@ export function createAgentClient(connection: AgentConnection): AgentClient {
   });
   return {
     baseUrl,
-    async call<T>(method: "GET" | "PUT" | "DELETE", path: string, options: AgentCallOptions = {}) {
+    async call<T>(method: AgentMethod, path: string, options: AgentCallOptions = {}) {
       const request: AxiosRequestConfig = {
         method,
         url: path,

@@ -61,6 +61,37 @@ describeReal("example stack files", () => {
     expect(parsed.models.map((m) => m.name)).toEqual(["iris"]);
   });
 
+  it("agent serves through the MLOps agent and declares a score workflow on it", () => {
+    const config = stackConfig("Pulumi.agent.yaml");
+    const parsed = parseStackConfig(
+      {
+        mlflow: config["model-serving:mlflow"],
+        models: config["model-serving:models"],
+        workflows: config["model-serving:workflows"],
+        // What `pulumi config set --secret agentToken ...` supplies.
+        agentToken: { value: "0123456789abcdef0123456789abcdef", secret: true },
+      },
+      { projectDir: repoRoot, stack: "agent" },
+    );
+    expect(parsed.mlflow).toMatchObject({ mode: "local", deployMode: "agent" });
+    expect(parsed.agent).toMatchObject({ mode: "local", port: 5100 });
+    expect(parsed.models.map((m) => m.name)).toEqual(["iris"]);
+    expect(parsed.workflows).toEqual([
+      {
+        id: "iris-daily",
+        model: { kind: "registry", name: "iris", alias: "champion" },
+        input: "/srv/scoring/in/iris.csv",
+        inputFormat: "csv",
+        output: "/srv/scoring/out/iris-scored.csv",
+        outputFormat: "csv",
+        batchSize: 10000,
+        maxConcurrentRuns: 1,
+        timeoutSeconds: 3600,
+        executeOnUp: false,
+      },
+    ]);
+  });
+
   it("dev is the embedded local case: iris with alias champion, served", () => {
     const config = stackConfig("Pulumi.dev.yaml");
     const parsed = parseStackConfig(

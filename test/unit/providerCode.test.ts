@@ -40,6 +40,7 @@ beforeAll(async () => {
   const { ModelVersion } = await import("../../providers/modelVersion");
   const { ModelDeployment } = await import("../../providers/modelDeployment");
   const { LocalMlflowServer } = await import("../../providers/localMlflowServer");
+  const { ScoreWorkflowResource } = await import("../../providers/scoreWorkflow");
   new ModelVersion("v", {
     trackingUri: "http://127.0.0.1:5000",
     name: "m",
@@ -69,13 +70,27 @@ beforeAll(async () => {
     dataDir: "/tmp",
     startTimeoutSeconds: 1,
   });
-  for (let i = 0; i < 600 && Object.keys(serialized).length < 3; i++) {
+  new ScoreWorkflowResource("w", {
+    agentUrl: "http://127.0.0.1:5100",
+    token: "unit-agent-token-1234567890",
+    workflowId: "w",
+    modelUri: "models:/m/1",
+    input: "/in.csv",
+    inputFormat: "csv",
+    output: "/out.csv",
+    outputFormat: "csv",
+    batchSize: 1,
+    maxConcurrentRuns: 1,
+    timeoutSeconds: 1,
+    executeOnUp: true,
+  });
+  for (let i = 0; i < 600 && Object.keys(serialized).length < 4; i++) {
     await new Promise((r) => setTimeout(r, 50));
   }
 }, 60_000);
 
 describe("serialized dynamic providers", () => {
-  test.each(["ModelVersion", "ModelDeployment", "LocalMlflowServer"])(
+  test.each(["ModelVersion", "ModelDeployment", "LocalMlflowServer", "ScoreWorkflow"])(
     "%s carries a few KB that name the installed core, not a copy of the core",
     (type) => {
       const text = serialized[type];
@@ -100,6 +115,34 @@ describe("serialized dynamic providers", () => {
     );
     await expect(provider.diff!("m/1", olds, { ...olds })).resolves.toEqual(
       expect.objectContaining({ changes: false }),
+    );
+  });
+
+  test("the serialized ScoreWorkflow provider runs the built core: diff and check", async () => {
+    const provider = requireFromString(serialized.ScoreWorkflow).handler();
+    const olds = {
+      workflowId: "w",
+      agentUrl: "http://a:5100",
+      token: "t",
+      modelUri: "models:/m/1",
+      executeOnUp: true,
+      executedFor: "",
+    };
+    await expect(
+      provider.diff!("w", olds, { ...olds, agentUrl: "http://b:5100" }),
+    ).resolves.toEqual(expect.objectContaining({ changes: true, replaces: [] }));
+    await expect(provider.diff!("w", olds, { ...olds, workflowId: "v" })).resolves.toEqual(
+      expect.objectContaining({ replaces: ["workflowId"] }),
+    );
+    await expect(provider.check!(olds, { ...olds, batchSize: 0 })).resolves.toEqual(
+      expect.objectContaining({
+        failures: [
+          {
+            property: "batchSize",
+            reason: "batchSize: must be a whole number from 1 to 1000000 (got 0)",
+          },
+        ],
+      }),
     );
   });
 });
