@@ -109,7 +109,9 @@ async function pruneOthers(keep: string, postgresql: boolean): Promise<void> {
   const prefix = `${REPO}:${postgresql ? "pg-" : ""}`;
   const tags = (await docker(["image", "ls", REPO, "--format", "{{.Repository}}:{{.Tag}}"]))
     .split("\n")
-    .filter((t) => t.startsWith(prefix) && t !== keep && (postgresql || !t.startsWith(`${REPO}:pg-`)));
+    .filter(
+      (t) => t.startsWith(prefix) && t !== keep && (postgresql || !t.startsWith(`${REPO}:pg-`)),
+    );
   for (const t of tags) {
     await docker(["image", "rm", t]).catch(() => undefined);
   }
