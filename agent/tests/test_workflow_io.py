@@ -6,6 +6,8 @@ and whose config names the SMTP server; the scoring processes are the project's 
 test_workflows.py. A missing server binary skips with the reason, and fails under CI=true."""
 
 import datetime
+import email
+import email.policy
 import json
 import os
 import socket
@@ -138,8 +140,10 @@ def smtp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict[str, 
 
     class Handler:
         async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            message = email.message_from_bytes(envelope.content, policy=email.policy.default)
             received.append({"from": envelope.mail_from, "to": list(envelope.rcpt_tos), "tls": session.ssl is not None,
-                             "authenticated": session.authenticated, "text": envelope.content.decode()})  # fmt: skip
+                             "authenticated": session.authenticated, "subject": str(message["Subject"]),
+                             "text": message.get_content()})  # fmt: skip
             return "250 OK"
 
     def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> Any:
@@ -353,7 +357,7 @@ def test_email_on_success_and_on_failure_reach_the_smtp_server_over_starttls(io_
     assert len(mail) == 1, received
     assert mail[0]["to"] == ["ops@example.test", "lead@example.test"] and mail[0]["from"] == "agent@model-serving.test"
     assert mail[0]["tls"] and mail[0]["authenticated"] and f"PLAIN:{SMTP_USER}:ok" in smtp_server["logins"]
-    assert f"Subject: [model-serving] workflow s3-batch succeeded (execution {run['id']})" in mail[0]["text"]
+    assert mail[0]["subject"] == f"[model-serving] workflow s3-batch succeeded (execution {run['id']})"
     assert "rows:      150 in, 150 out, 5 batches" in mail[0]["text"]
 
     failing = {"workflowId": "s3-batch", "programParameters": f"--input s3://{BUCKET}/in/gone.csv",
@@ -408,7 +412,7 @@ def test_smtp_send_refused_password_password_env_and_password_file(smtp_server, 
     monkeypatch.setenv("WFIO_SMTP_PASSWORD", SMTP_PASSWORD)
     before = len(smtp_server["received"])
     send(SmtpConfig(**base, password_env="WFIO_SMTP_PASSWORD"), message)
-    assert len(smtp_server["received"]) == before + 1 and "Subject: env check" in smtp_server["received"][-1]["text"]
+    assert len(smtp_server["received"]) == before + 1 and smtp_server["received"][-1]["subject"] == "env check"
     monkeypatch.delenv("WFIO_SMTP_PASSWORD")
     with pytest.raises(RuntimeError, match="smtp password_env WFIO_SMTP_PASSWORD is not set in the agent's environment"):
         send(SmtpConfig(**base, password_env="WFIO_SMTP_PASSWORD"), message)

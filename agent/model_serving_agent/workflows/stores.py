@@ -118,7 +118,13 @@ def open_store(location: str) -> Tuple[Any, str]:
     key = parts.path.lstrip("/")
     if scheme == "s3":
         endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-        return fs.S3FileSystem(endpoint_override=endpoint or None), f"{parts.netloc}/{key}"
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        if not endpoint and not region:  # AWS itself, no region configured: the bucket's own
+            try:
+                region = fs.resolve_s3_region(parts.netloc)
+            except OSError:
+                region = None  # the SDK's default; the read or write names the error
+        return fs.S3FileSystem(endpoint_override=endpoint or None, region=region), f"{parts.netloc}/{key}"
     if scheme == "az":
         return _azure(None), f"{parts.netloc}/{key}"
     match = ABFS_HOST.match(parts.netloc)
@@ -148,10 +154,12 @@ def input_paths(location: str, extensions: Tuple[str, ...]) -> Tuple[Any, List[s
 def finish_output(store: Any, partial: str, final: str) -> None:
     """Puts the whole output at its place: a rename where the store has one (local, S3 copy+delete,
     Azure with a hierarchical namespace), else a server-side copy and a delete of the partial."""
+    from pyarrow.fs import FileType
+
     try:
         store.move(partial, final)
     except (OSError, NotImplementedError):
-        if store.get_file_info(final).type != 0 or store.get_file_info(partial).type == 0:
+        if store.get_file_info(final).type != FileType.NotFound or store.get_file_info(partial).type != FileType.File:
             raise
         store.copy_file(partial, final)
         store.delete_file(partial)
