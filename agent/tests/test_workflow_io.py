@@ -3,7 +3,14 @@ loopback: an S3 server (moto's, PyPI `moto[server]`), Azure Blob (Azurite, npm d
 `azurite`), an SMTP server with STARTTLS and AUTH (aiosmtpd), one agent on ports 35600-35659 whose
 environment holds the stores' credentials the standard way (AWS_* / AZURE_STORAGE_CONNECTION_STRING)
 and whose config names the SMTP server; the scoring processes are the project's venv, as in
-test_workflows.py. A missing server binary skips with the reason, and fails under CI=true."""
+test_workflows.py. A missing server binary skips with the reason, and fails under CI=true.
+
+Covers: CSV on S3 to CSV on S3 and a Parquet folder on S3 to JSON lines on S3, abfss:// in and az://
+out on Azurite, each equal to mlflow.pyfunc in process with no partial object left; store errors;
+400s naming the field for bad URIs and a missing pyarrow client; mails on success and on failure
+over STARTTLS with AUTH, "none requested", a bad address 400; a refused password; the mails of an
+agent restart; the scorer's environment (store credentials yes, SMTP password no); no secret in the
+agent's files, logs or API answers."""
 
 import datetime
 import email
@@ -424,3 +431,50 @@ def test_smtp_send_refused_password_password_env_and_password_file(smtp_server, 
         send(SmtpConfig(**base, password_file=str(tmp_path / "nope")), message)
     with pytest.raises(ssl.SSLError):  # the server's certificate is checked against ca_file (here: the system store)
         send(SmtpConfig(**{**base, "ca_file": None}, password_file=str(password_file)), message)
+
+
+def test_an_agent_restart_mails_the_interrupted_run_and_the_notification_it_had_not_sent(smtp_server, tmp_path):
+    """WorkflowService.start in process on a stored workflows.json: a run left running fails as
+    interrupted and mails its emailOnFailure; a finished run whose mail was still pending is sent."""
+    import asyncio
+
+    from model_serving_agent.config import parse_config
+    from model_serving_agent.workflows.service import WorkflowService
+
+    password_file = tmp_path / "smtp-password"
+    password_file.write_text(SMTP_PASSWORD + "\n")
+    smtp = {"host": "127.0.0.1", "port": smtp_server["port"], "from_address": "agent@model-serving.test",
+            "ca_file": smtp_server["ca_file"], "user": SMTP_USER, "password_file": str(password_file)}  # fmt: skip
+    config = parse_config({"port": 35689, "state_file": str(tmp_path / "state.json"), "log_dir": str(tmp_path / "logs"), "smtp": smtp})
+
+    def stored(execution_id: str, status: str, on_success: List[str], on_failure: List[str]) -> Dict[str, Any]:
+        return {"id": execution_id, "workflow_id": "restart", "status": status, "submitted_at": "2026-12-01T10:00:00Z",
+                "started_at": None, "finished_at": None, "duration_seconds": None, "model_uri": "models:/iris/1",
+                "input": "/d/in.csv", "input_format": "csv", "output": str(tmp_path / "out.csv"), "output_format": "csv",
+                "batch_size": 32, "rows_in": 0, "rows_out": 0, "batches": 0, "error": None, "peak_rss_bytes": None, "pid": None,
+                "run_dir": str(tmp_path / "logs" / execution_id), "request": {},
+                "notifications": {"on_success": on_success, "on_failure": on_failure, "status": "pending", "detail": None}}  # fmt: skip
+
+    executions = {"r-running": stored("r-running", "running", [], ["oncall@example.test"]),
+                  "r-done": stored("r-done", "succeeded", ["ops@example.test"], [])}  # fmt: skip
+    (tmp_path / "workflows.json").write_text(json.dumps({"version": 1, "workflows": {}, "executions": executions}))
+    before = len(smtp_server["received"])
+
+    async def restart() -> WorkflowService:
+        service = WorkflowService(config)
+        await service.start()
+        await service.shutdown()  # waits for the notifications
+        return service
+
+    service = asyncio.run(restart())
+    running, done = service.executions["r-running"], service.executions["r-done"]
+    assert running["status"] == "failed" and running["error"] == "interrupted: the agent stopped while this run was running"
+    assert running["notifications"]["status"] == "sent" and done["notifications"]["status"] == "sent", service.executions
+    mails = {m["subject"]: m["to"] for m in smtp_server["received"][before:]}
+    assert mails == {
+        "[model-serving] workflow restart failed (execution r-running)": ["oncall@example.test"],
+        "[model-serving] workflow restart succeeded (execution r-done)": ["ops@example.test"],
+    }
+    with open(tmp_path / "workflows.json", encoding="utf-8") as f:
+        saved = f.read()
+    assert '"status": "sent"' in saved and SMTP_PASSWORD not in saved
