@@ -7,6 +7,8 @@ from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .workflows.mail import SmtpConfig
+
 
 class ConfigError(Exception):
     pass
@@ -61,6 +63,8 @@ class AgentConfig(_Strict):
     """Workflow executions scoring at the same time (the rest wait as queued)."""
     session_ttl_seconds: float = Field(default=3600.0, gt=0, le=30 * 24 * 3600)
     """Lifetime of a POST /api/v1/login session cookie."""
+    smtp: Optional[SmtpConfig] = None
+    """SMTP server for the workflows' emailOnSuccess / emailOnFailure; without it nothing is sent (and runs say so)."""
 
     @model_validator(mode="after")
     def _ports_apart(self) -> "AgentConfig":

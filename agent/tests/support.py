@@ -135,13 +135,15 @@ class Agent:
             json.dump(self.config, f)
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: Optional[subprocess.Popen] = None
+        self.extra_env: Dict[str, str] = {}
+        """Set in the agent's environment (the credentials a host's service unit would give it)."""
 
     def start(self) -> None:
         self.stderr = open(os.path.join(self.work_dir, "agent.stderr"), "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "model_serving_agent", "--config", self.config_path, "--token-stdin"],
             cwd=AGENT_DIR, stdin=subprocess.PIPE, stdout=self.stderr, stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONPATH": AGENT_DIR},
+            env={**os.environ, **self.extra_env, "PYTHONPATH": AGENT_DIR},
         )  # fmt: skip
         assert self.proc.stdin is not None
         self.proc.stdin.write(f"{TOKEN}\n".encode())

@@ -216,7 +216,8 @@ def test_a_million_row_csv_scores_within_bounded_memory(agent, data, registry, i
         ({"workflowId": "iris-batch", "programParameters": "--batch-size 0"}, "programParameters --batch-size: Input should be greater than or equal to 1 (got 0)"),
         ({"workflowId": "iris-batch", "programParameters": "--executors 4"}, "programParameters: unrecognized arguments: --executors 4"),
         ({"workflowId": "iris-batch", "programParameters": "--input in.csv"}, "programParameters --input: Value error, must be an absolute path"),
-        ({"workflowId": "iris-batch", "programParameters": "--input 's3://bucket/in.csv'"}, "programParameters --input: Value error, s3:// needs s3fs"),
+        ({"workflowId": "iris-batch", "programParameters": "--input 'gs://bucket/in.csv'"}, "programParameters --input: Value error, scheme gs:// is not supported"),
+        ({"workflowId": "iris-batch", "emailOnFailure": "ops at example.com"}, "request body emailOnFailure: Value error, 'ops at example.com' is not an email address"),
         ({"workflowId": "iris-batch", "programParameters": "--output-format xml"}, "programParameters --output-format: Input should be 'csv', 'parquet' or 'jsonl'"),
         ({"workflowId": "iris-batch", "programParameters": "--input 'unterminated"}, "programParameters: No closing quotation"),
     ],
@@ -232,7 +233,7 @@ def test_malformed_execute_bodies_are_400_naming_the_field(agent, iris_run, body
     [
         ({"input": "/d/in.csv", "output": "/d/out.csv"}, "request body model_uri: Field required"),
         ({"model_uri": "runs:/abc/model", "input": "/d/in.csv", "output": "/d/o.csv"}, "request body model_uri: Value error, must be models:/<name>@<alias> or models:/<name>/<version> (got \"runs:/abc/model\")"),
-        ({"model_uri": "models:/iris/1", "input": "abfss://c@a.dfs.core.windows.net/in", "output": "/d/o.csv"}, "request body input: Value error, abfss:// needs adlfs"),
+        ({"model_uri": "models:/iris/1", "input": "abfss://c@a.dfs.core.windows.net/in", "output": "/d/o.csv"}, "request body input: Value error, abfss:// location must be abfss://<container>@<account>.dfs.core.windows.net/<path>"),
         ({"model_uri": "models:/iris/1", "input": "/d/in.csv", "output": "/d/o.csv", "batch_size": "32"}, "request body batch_size: Input should be a valid integer (got \"32\")"),
         ({"model_uri": "models:/iris/1", "input": "/d/in.csv", "output": "/d/o.csv", "input_format": "xls"}, "request body input_format"),
         ({"model_uri": "models:/iris/1", "input": "/d/in.csv", "output": "/d/o.csv", "spark": {}}, "request body spark: Extra inputs are not permitted"),
@@ -260,9 +261,18 @@ def test_unknown_fields_ignored_unknown_workflow_404_and_guide_fields_recorded(a
     run = wait_done(agent, response.json()["executionId"])
     assert run["status"] == "succeeded", run
     assert run["request"]["sparkConfig"] == {"spark.executor.memory": "2g"} and "clusterId" not in run["request"]
+    assert run["ignored"] == {
+        "sparkConfig": "ignored: this agent has no Spark runtime; the run scores pandas batches in one process (batch size: --batch-size)",
+        "libJars": "ignored: this agent runs no JVM; the model is loaded with mlflow.pyfunc",
+    }
+    assert run["notifications"] == {  # this agent has no smtp config: kept, not sent, and said so
+        "on_success": ["ops@example.com"], "on_failure": ["ops@example.com"], "status": "not configured",
+        "detail": "emailOnSuccess/emailOnFailure recorded but no mail is sent: the agent has no smtp settings (config smtp)",
+    }  # fmt: skip
     assert pd.read_parquet(out)["prediction"].tolist() == pd.read_csv(iris_run["output"])["prediction"].tolist()
     failed = wait_done(agent, execute(agent, "iris-batch", f"--input {data['root']}/missing.csv"))
     assert failed["status"] == "failed" and "does not exist on the agent's host" in failed["error"]
+    assert failed["ignored"] == {} and failed["notifications"]["status"] == "none requested"
 
 
 def test_bad_token_401_and_login_cookie(agent, iris_run):

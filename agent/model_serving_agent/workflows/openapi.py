@@ -3,7 +3,10 @@
 from typing import Any, Dict
 
 _FORMAT = {"enum": ["csv", "parquet", "jsonl"], "default": "csv"}
-_LOCATION = {"type": "string", "description": "absolute path of a file or folder on the agent's host (no s3:// or abfss://)"}
+_LOCATION = {
+    "type": "string",
+    "description": "absolute path of a file or folder on the agent's host, or s3://, abfss://, abfs://, az:// (the host's credentials)",
+}
 WORKFLOW_SCHEMAS: Dict[str, Any] = {
     "WorkflowSpec": {
         "type": "object",
@@ -31,10 +34,10 @@ WORKFLOW_SCHEMAS: Dict[str, Any] = {
                 "description": "per-run overrides: --input --output --input-format --output-format --batch-size --model",
                 "examples": ["--input /data/in.csv --output /data/out.csv"],
             },
-            "sparkConfig": {"type": "object", "description": "recorded with the run; no Spark runs here"},
-            "libJars": {"type": ["string", "array"], "description": "recorded with the run; no JVM runs here"},
-            "emailOnSuccess": {"type": ["string", "array"], "description": "recorded; the agent sends no mail"},
-            "emailOnFailure": {"type": ["string", "array"], "description": "recorded; the agent sends no mail"},
+            "sparkConfig": {"type": "object", "description": "recorded and ignored (no Spark runtime); the run's `ignored` says so"},
+            "libJars": {"type": ["string", "array"], "description": "recorded and ignored (no JVM); the run's `ignored` says so"},
+            "emailOnSuccess": {"type": ["string", "array"], "description": "addresses mailed on success through config smtp"},
+            "emailOnFailure": {"type": ["string", "array"], "description": "addresses mailed on failure through config smtp"},
         },
     },
     "Execution": {
@@ -51,6 +54,16 @@ WORKFLOW_SCHEMAS: Dict[str, Any] = {
             "duration_seconds": {"type": ["number", "null"]},
             "output": {"type": "string"},
             "peak_rss_bytes": {"type": ["integer", "null"], "description": "the scoring process's VmHWM"},
+            "ignored": {"type": "object", "description": "request fields accepted but without effect here, with why"},
+            "notifications": {
+                "type": "object",
+                "properties": {
+                    "on_success": {"type": "array", "items": {"type": "string"}},
+                    "on_failure": {"type": "array", "items": {"type": "string"}},
+                    "status": {"enum": ["none requested", "not configured", "pending", "sent", "failed"]},
+                    "detail": {"type": ["string", "null"]},
+                },
+            },
         },
     },
 }

@@ -3,7 +3,9 @@
 workflow's own max_concurrent_runs, default 1; the rest wait as queued). Each run is a scoring
 subprocess of the serving python (score.py); its record is saved at every status change, so after
 an agent crash a queued or running run is reported "failed" with an "interrupted" error and its
-orphaned scoring process is stopped, never silently lost."""
+orphaned scoring process is stopped, never silently lost. A finished run mails its emailOnSuccess or
+emailOnFailure addresses through config smtp (mail.py), or its record says why nothing was sent; the
+guide's sparkConfig and libJars are recorded and the record says they were ignored."""
 
 import asyncio
 import json
@@ -18,8 +20,10 @@ import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..config import AgentConfig
+from .mail import compose, recipients, send
 from .score import SCORE_MODULE
 from .spec import WorkflowSpec, run_spec
+from .stores import is_remote, remove_quietly
 
 log = logging.getLogger("model_serving_agent")
 
@@ -28,6 +32,10 @@ STORE_VERSION = 1
 KEEP_EXECUTIONS = 500
 ACTIVE = ("queued", "running")
 STOP_GRACE_SECONDS = 5.0
+IGNORED = {
+    "sparkConfig": "ignored: this agent has no Spark runtime; the run scores pandas batches in one process (batch size: --batch-size)",
+    "libJars": "ignored: this agent runs no JVM; the model is loaded with mlflow.pyfunc",
+}
 
 
 def now_iso() -> str:
@@ -98,6 +106,7 @@ class WorkflowService:
         self._pool = asyncio.Semaphore(config.workflow_runs)
         self._per_workflow: Dict[str, Tuple[int, asyncio.Semaphore]] = {}
         self._tasks: Dict[str, "asyncio.Task[None]"] = {}
+        self._mail_tasks: "set[asyncio.Task[None]]" = set()
 
     # -- persistence and recovery ------------------------------------------------------------
     def _save(self) -> None:
@@ -125,17 +134,24 @@ class WorkflowService:
         for execution in interrupted:
             if execution.get("pid"):
                 await stop_group(execution["pid"], execution["run_dir"])
-            self._remove_partial(execution)
+            await self._remove_partial(execution)
             self._finish(execution, "failed", f"interrupted: the agent stopped while this run was {execution['status']}")
             log.info("workflow %s execution %s: interrupted by an agent restart", execution["workflow_id"], execution["id"])
         if interrupted or not os.path.exists(self.path):
             self._save()
+        for execution in self.executions.values():  # finished, but the agent stopped before mailing
+            notifications = execution.get("notifications") or {}
+            if execution["status"] not in ACTIVE and notifications.get("status") == "pending" and self.config.smtp:
+                self._queue_mail(execution, notifications["on_success" if execution["status"] == "succeeded" else "on_failure"])
 
     async def shutdown(self) -> None:
         for task in list(self._tasks.values()):
             task.cancel()
         if self._tasks:
             await asyncio.wait(list(self._tasks.values()), timeout=STOP_GRACE_SECONDS + 5)
+        if self._mail_tasks:  # the notifications of the runs just stopped
+            smtp = self.config.smtp
+            await asyncio.wait(list(self._mail_tasks), timeout=(smtp.timeout_seconds if smtp else 0) + 5)
 
     # -- workflows ---------------------------------------------------------------------------
     def put(self, workflow_id: str, spec: WorkflowSpec) -> Dict[str, Any]:
@@ -192,11 +208,22 @@ class WorkflowService:
             "run_dir": run_dir,
             "log": os.path.join(run_dir, "score.log"),
             "request": {"programParameters": program_parameters, **recorded},
+            "ignored": {k: v for k, v in IGNORED.items() if recorded.get(k) not in (None, "", [], {})},
+            "notifications": self._notifications(recorded),
         }
         self.executions[execution_id] = execution
         self._save()
         self._tasks[execution_id] = asyncio.create_task(self._run(execution, spec, workflow.max_concurrent_runs))
         return execution
+
+    def _notifications(self, recorded: Dict[str, Any]) -> Dict[str, Any]:
+        wanted = {"on_success": recipients(recorded.get("emailOnSuccess")), "on_failure": recipients(recorded.get("emailOnFailure"))}
+        if not wanted["on_success"] and not wanted["on_failure"]:
+            return {**wanted, "status": "none requested", "detail": None}
+        if self.config.smtp is None:
+            detail = "emailOnSuccess/emailOnFailure recorded but no mail is sent: the agent has no smtp settings (config smtp)"
+            return {**wanted, "status": "not configured", "detail": detail}
+        return {**wanted, "status": "pending", "detail": "sent when the run finishes"}
 
     def describe_execution(self, execution_id: str) -> Dict[str, Any]:
         execution = self.executions.get(execution_id)
@@ -231,6 +258,8 @@ class WorkflowService:
                 env["PYTHONPATH"] = os.pathsep.join(p for p in (AGENT_DIR, env.get("PYTHONPATH")) if p)
                 if self.config.mlflow_tracking_uri:
                     env["MLFLOW_TRACKING_URI"] = self.config.mlflow_tracking_uri
+                if self.config.smtp and self.config.smtp.password_env:  # the scorer never sees the SMTP password
+                    env.pop(self.config.smtp.password_env, None)
                 with open(execution["log"], "ab") as out:
                     proc = await asyncio.create_subprocess_exec(
                         self.config.python or sys.executable, "-m", SCORE_MODULE, run_dir,
@@ -245,14 +274,14 @@ class WorkflowService:
                     code = await asyncio.wait_for(proc.wait(), timeout=spec.timeout_seconds)
                 except asyncio.TimeoutError:
                     await stop_group(proc.pid, run_dir)
-                    self._remove_partial(execution)
+                    await self._remove_partial(execution)
                     execution["duration_seconds"] = round(time.monotonic() - started, 3)
                     self._finish(execution, "failed", f"timed out after {spec.timeout_seconds:g} s (timeout_seconds)")
                     return
                 result = read_json(os.path.join(run_dir, "result.json"))
                 execution["duration_seconds"] = round(time.monotonic() - started, 3)
                 if result is None:
-                    self._remove_partial(execution)
+                    await self._remove_partial(execution)
                     self._finish(execution, "failed", f"the scoring process exited with code {code} without a result; see {execution['log']}")
                 else:
                     execution.update(self._counts(result), peak_rss_bytes=result.get("peak_rss_bytes"))
@@ -260,7 +289,7 @@ class WorkflowService:
         except asyncio.CancelledError:
             if proc is not None and proc.returncode is None:
                 await stop_group(proc.pid, execution["run_dir"])
-            self._remove_partial(execution)
+            await self._remove_partial(execution)
             self._finish(execution, "failed", "interrupted: the agent was stopped during this run")
             raise
         except Exception as err:  # noqa: BLE001 - the run's record carries it
@@ -274,13 +303,42 @@ class WorkflowService:
         return {k: source[k] for k in ("rows_in", "rows_out", "batches") if k in source}
 
     @staticmethod
-    def _remove_partial(execution: Dict[str, Any]) -> None:
+    async def _remove_partial(execution: Dict[str, Any]) -> None:
         partial = f"{execution['output']}.{execution['id']}.partial"
-        if os.path.exists(partial):
-            os.unlink(partial)
+        if is_remote(partial):  # a network call: off the event loop
+            await asyncio.to_thread(remove_quietly, partial)
+        else:
+            remove_quietly(partial)
 
     def _finish(self, execution: Dict[str, Any], status: str, error: Optional[str]) -> None:
         execution.update(status=status, error=error, finished_at=now_iso(), pid=None)
+        notifications = execution.get("notifications") or {}
+        to = notifications.get("on_success" if status == "succeeded" else "on_failure") or []
+        if notifications.get("status") == "pending" and not to:
+            notifications.update(status="none requested", detail=f"no address for a {status} run")
         self._save()
         log.info("workflow %s execution %s: %s%s rows_out=%s", execution["workflow_id"], execution["id"], status,
                  f" ({error})" if error else "", execution["rows_out"])  # fmt: skip
+        if notifications.get("status") == "pending":
+            self._queue_mail(execution, to)
+
+    def _queue_mail(self, execution: Dict[str, Any], to: List[str]) -> None:
+        task = asyncio.get_running_loop().create_task(self._notify(execution, to))
+        self._mail_tasks.add(task)
+        task.add_done_callback(self._mail_tasks.discard)
+
+    async def _notify(self, execution: Dict[str, Any], to: List[str]) -> None:
+        smtp = self.config.smtp
+        assert smtp is not None
+        notifications = execution["notifications"]
+        try:
+            message = compose(smtp, to, execution)
+            await asyncio.wait_for(asyncio.to_thread(send, smtp, message), timeout=smtp.timeout_seconds + 5)
+            notifications.update(status="sent", detail=f"to {', '.join(to)} via {smtp.host}:{smtp.port}", sent_at=now_iso())
+            log.info("workflow %s execution %s: notified %d address(es) via %s:%d", execution["workflow_id"],
+                     execution["id"], len(to), smtp.host, smtp.port)  # fmt: skip
+        except Exception as err:  # noqa: BLE001 - the record carries it; the password is in no message
+            detail = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+            notifications.update(status="failed", detail=f"to {', '.join(to)} via {smtp.host}:{smtp.port}: {detail}")
+            log.warning("workflow %s execution %s: notification failed: %s", execution["workflow_id"], execution["id"], detail)
+        self._save()

@@ -1,9 +1,9 @@
 """What a workflow is (model, input, output, batch size), the guide's execute body, and the
 per-run overrides carried in `programParameters` ("--input /data/in.csv --output /data/out.csv").
 
-Locations are files or folders on the agent's host. `s3://` and `abfss://` are refused with a clear
-error: this agent reads through pandas/pyarrow on local paths only, and the host has neither
-s3fs nor adlfs."""
+Locations are absolute paths on the agent's host, or object-store URIs (s3://, abfss://, abfs://, az://)
+read and written through pyarrow.fs with the host's own credentials (stores.py); a scheme this
+python's pyarrow cannot reach is refused here, naming the field."""
 
 import argparse
 import os
@@ -14,15 +14,13 @@ from typing import Any, Dict, List, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..config import describe_validation_error
+from .mail import recipients
+from .stores import SCHEMES, check_remote, scheme_of
 
 WORKFLOW_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MODEL_REF = re.compile(r"^models:/[A-Za-z0-9][A-Za-z0-9_.\- ]*(@[A-Za-z0-9_-]+|/[0-9]+)$")
 Format = Literal["csv", "parquet", "jsonl"]
 EXTENSIONS = {"csv": (".csv",), "parquet": (".parquet", ".pq"), "jsonl": (".jsonl", ".json")}
-REMOTE_SCHEMES = {
-    "s3": "s3:// needs s3fs, which is not installed on this host",
-    "abfss": "abfss:// needs adlfs, which is not installed on this host",
-}
 
 
 class SpecError(Exception):
@@ -30,11 +28,12 @@ class SpecError(Exception):
 
 
 def check_location(value: str) -> str:
-    scheme = value.split("://", 1)[0] if "://" in value else ""
-    if scheme in REMOTE_SCHEMES:
-        raise ValueError(f"{REMOTE_SCHEMES[scheme]}; use a file or folder on the agent's host")
+    scheme = scheme_of(value)
+    if scheme in SCHEMES:
+        return check_remote(value)
     if scheme:
-        raise ValueError(f"scheme {scheme}:// is not supported; use an absolute path on the agent's host")
+        supported = ", ".join(f"{s}://" for s in SCHEMES)
+        raise ValueError(f"scheme {scheme}:// is not supported; use an absolute path on the agent's host or {supported}")
     if not os.path.isabs(value):
         raise ValueError("must be an absolute path on the agent's host")
     return os.path.normpath(value)
@@ -78,12 +77,19 @@ class ExecuteRequest(BaseModel):
     workflowId: str = Field(min_length=1, max_length=64)
     programParameters: str = Field(default="", max_length=16384)
     sparkConfig: Optional[Dict[str, Union[str, int, float, bool]]] = None
-    """Recorded with the run; there is no Spark here (pandas batches in one process)."""
+    """Accepted and recorded; ignored (no Spark runtime: pandas batches in one process), and the run says so."""
     libJars: Optional[Union[str, List[str]]] = None
-    """Recorded with the run; no JVM runs here."""
+    """Accepted and recorded; ignored (no JVM runs here), and the run says so."""
     emailOnSuccess: Optional[Union[str, List[str]]] = None
+    """Addresses (a comma-separated string or a list) mailed when the run succeeds, through config smtp."""
     emailOnFailure: Optional[Union[str, List[str]]] = None
-    """Recorded with the run; the agent has no mail settings and sends no mail."""
+    """Addresses mailed when the run fails (or is interrupted)."""
+
+    @field_validator("emailOnSuccess", "emailOnFailure")
+    @classmethod
+    def _addresses(cls, value: Union[None, str, List[str]]) -> Union[None, str, List[str]]:
+        recipients(value)  # raises naming the bad address
+        return value
 
 
 class _Parser(argparse.ArgumentParser):
