@@ -37,7 +37,9 @@ const mlflow = new MlflowServer(
             hostKey: remote.hostKey,
             ...(remote.privateKeyAwsSecret !== undefined
               ? { awsSecretsManager: { secretId: remote.privateKeyAwsSecret } }
-              : { privateKey: cfg.remoteKey.apply((k) => k.privateKey!) }),
+              : remote.privateKeyAzureSecret !== undefined
+                ? { azureKeyVault: remote.privateKeyAzureSecret }
+                : { privateKey: cfg.remoteKey.apply((k) => k.privateKey!) }),
             passphrase: cfg.remoteKey.apply((k) => k.passphrase),
             profile: remote.profile,
             extraApt: remote.extraApt,

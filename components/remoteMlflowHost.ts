@@ -2,30 +2,42 @@ import * as fs from "fs";
 import * as pulumi from "@pulumi/pulumi";
 import { loadProfile } from "../config/provisioningProfile";
 import { resolveKeyFile } from "../config/remoteHost";
+import { AzureKeyVaultSecretRef, azureKeyVaultSecret } from "./azureKeyVaultKey";
 import type { RemoteServingArgs } from "../providers/deployment/types";
 import { HostProvisioning } from "../providers/hostProvisioning";
 import { RemoteMlflowServer } from "../providers/remoteMlflowServer";
 import { DEFAULT_LAYOUT, HostLayout } from "../providers/remote/provisionScript";
 import type { SshConnection } from "../providers/ssh/connection";
 
-/** The private key: its text (a secret), a file on the deploying machine read into a secret, or a
- * secret of AWS Secrets Manager (read with the official data source, aws.secretsmanager). */
+/** The private key: its text (a secret), a file on the deploying machine read into a secret, a
+ * secret of AWS Secrets Manager (read with the official data source, aws.secretsmanager) or of Azure
+ * Key Vault (read with the Key Vault SDK: azure-native's getSecret never returns the value). */
 export type SshKeySource =
   | {
       readonly privateKey: pulumi.Input<string>;
       readonly privateKeyFile?: undefined;
       readonly awsSecretsManager?: undefined;
+      readonly azureKeyVault?: undefined;
     }
   | {
       readonly privateKeyFile: string;
       readonly privateKey?: undefined;
       readonly awsSecretsManager?: undefined;
+      readonly azureKeyVault?: undefined;
     }
   | {
       /** The secret's id or ARN; its SecretString is the key text. */
       readonly awsSecretsManager: { readonly secretId: pulumi.Input<string> };
       readonly privateKey?: undefined;
       readonly privateKeyFile?: undefined;
+      readonly azureKeyVault?: undefined;
+    }
+  | {
+      /** The vault URL, the secret's name and optionally its version; its value is the key text. */
+      readonly azureKeyVault: pulumi.Input<AzureKeyVaultSecretRef>;
+      readonly privateKey?: undefined;
+      readonly privateKeyFile?: undefined;
+      readonly awsSecretsManager?: undefined;
     };
 
 /** The MLflow host's backend store: SQLite in the data directory, or PostgreSQL installed on the host. */
@@ -91,10 +103,15 @@ export function remoteMlflowHost(
   startTimeoutSeconds: pulumi.Input<number>,
   parent: pulumi.Resource,
 ): RemoteMlflowHost {
-  const sources = [args.privateKey, args.privateKeyFile, args.awsSecretsManager];
+  const sources = [
+    args.privateKey,
+    args.privateKeyFile,
+    args.awsSecretsManager,
+    args.azureKeyVault,
+  ];
   if (sources.filter((s) => s !== undefined).length !== 1) {
     throw new Error(
-      "MlflowServer: remote needs exactly one of privateKey, privateKeyFile and awsSecretsManager",
+      "MlflowServer: remote needs exactly one of privateKey, privateKeyFile, awsSecretsManager and azureKeyVault",
     );
   }
   const backendStore = args.backendStore ?? { kind: "sqlite" };
@@ -110,7 +127,9 @@ export function remoteMlflowHost(
       ? pulumi.secret(fs.readFileSync(resolveKeyFile(args.privateKeyFile, process.cwd()), "utf8"))
       : args.awsSecretsManager !== undefined
         ? awsSecretKey(args.awsSecretsManager.secretId, parent)
-        : pulumi.secret(args.privateKey!);
+        : args.azureKeyVault !== undefined
+          ? azureKeyVaultSecret(args.azureKeyVault)
+          : pulumi.secret(args.privateKey!);
   const connection: pulumi.Output<SshConnection> = pulumi.secret(
     pulumi
       .all([args.host, args.sshPort ?? 22, args.user, privateKey, args.passphrase, args.hostKey])

@@ -20,6 +20,8 @@ import { loadProfile } from "../../config/provisioningProfile";
 import { UNKNOWN } from "../../providers/diffKeys";
 import { mockRecorder, value } from "../support/mockRecorder";
 import { tempDir } from "../support/env";
+import * as azureKeyVaultKey from "../../components/azureKeyVaultKey";
+import { fakeKeyVault } from "../support/fakeKeyVault";
 
 jest.mock("../../providers/hostProvisioning", () =>
   jest.requireActual("../support/dynamicStandIns").hostProvisioningModule(),
@@ -341,10 +343,10 @@ describe("MlflowServer mode remote and deploy mode remote (mocks)", () => {
           remote: { ...base, privateKey: KEY, privateKeyFile: "k" } as never,
         }),
     ).toThrow(
-      "MlflowServer: remote needs exactly one of privateKey, privateKeyFile and awsSecretsManager",
+      "MlflowServer: remote needs exactly one of privateKey, privateKeyFile, awsSecretsManager and azureKeyVault",
     );
     expect(() => new MlflowServer("b", { mode: "remote", remote: base as never })).toThrow(
-      "MlflowServer: remote needs exactly one of privateKey, privateKeyFile and awsSecretsManager",
+      "MlflowServer: remote needs exactly one of privateKey, privateKeyFile, awsSecretsManager and azureKeyVault",
     );
     expect(
       () =>
@@ -583,6 +585,120 @@ describe("the key held in AWS Secrets Manager (mocks only: no AWS account here)"
       new Error(
         invalid(
           'model-serving:mlflow.remote.privateKeyAwsSecret: cannot be combined with privateKeyFile; keep one (got "prod/ssh-key")',
+        ),
+      ),
+    );
+  });
+});
+
+describe("the key held in Azure Key Vault (the real SDK against a loopback vault)", () => {
+  const AZURE_KEY =
+    "-----BEGIN OPENSSH PRIVATE KEY-----\nfrom-key-vault\n-----END OPENSSH PRIVATE KEY-----\n";
+  const ENV = ["IDENTITY_ENDPOINT", "IDENTITY_HEADER", "AZURE_CLIENT_ID", "AZURE_TENANT_ID"];
+  const saved: Record<string, string | undefined> = {};
+  let vault: Awaited<ReturnType<typeof fakeKeyVault>>;
+  beforeAll(async () => {
+    vault = await fakeKeyVault({ "mlflow-host-key": { versions: { "9f8e7d": AZURE_KEY } } });
+    for (const k of ENV) {
+      saved[k] = process.env[k];
+      delete process.env[k];
+    }
+    process.env.IDENTITY_ENDPOINT = vault.identityEndpoint;
+    process.env.IDENTITY_HEADER = vault.identityHeader;
+  });
+  afterAll(async () => {
+    for (const k of ENV) {
+      if (saved[k] === undefined) {
+        delete process.env[k];
+      } else {
+        process.env[k] = saved[k];
+      }
+    }
+    jest.restoreAllMocks();
+    await vault?.close();
+  });
+
+  it("reads it at program time with the Key Vault SDK and passes it on as a secret", async () => {
+    // The component's own read, with the loopback vault's certificate trusted (nothing else changed).
+    const real = azureKeyVaultKey.azureKeyVaultSecret;
+    const read = jest.spyOn(azureKeyVaultKey, "azureKeyVaultSecret").mockImplementation((ref) =>
+      real(ref, {
+        clientOptions: { tlsOptions: { ca: vault.ca }, disableChallengeResourceVerification: true },
+      }),
+    );
+    const mlflow = new MlflowServer("kv", {
+      mode: "remote",
+      remote: {
+        host: "10.0.0.7",
+        user: "deploy",
+        hostKey: HOST_KEY,
+        azureKeyVault: { vaultUrl: vault.vaultUrl, name: "mlflow-host-key" },
+      },
+    });
+    await value(mlflow.trackingUri);
+    await settle();
+    expect(read).toHaveBeenCalledWith({ vaultUrl: vault.vaultUrl, name: "mlflow-host-key" });
+    expect(vault.requests.filter((r) => r.authorized).map((r) => r.path)).toEqual([
+      "/secrets/mlflow-host-key/",
+    ]);
+    expect(named("kv-host").connection).toEqual({
+      [SECRET_SIG]: SECRET_VALUE,
+      value: {
+        host: "10.0.0.7",
+        port: 22,
+        user: "deploy",
+        privateKey: AZURE_KEY,
+        hostKey: HOST_KEY,
+      },
+    });
+    expect(named("kv-server").connection[SECRET_SIG]).toBe(SECRET_VALUE);
+  });
+
+  it("is config: privateKeyAzureSecret, alone", () => {
+    const kv = { vaultUrl: "https://ops-kv.vault.azure.net", name: "mlflow-host-key" };
+    const cfg = parseStackConfig(
+      {
+        mlflow: {
+          mode: "remote",
+          deployMode: "remote",
+          remote: remote({ privateKeyFile: undefined, privateKeyAzureSecret: kv }),
+        },
+      },
+      ctx,
+    );
+    expect(cfg.mlflow.remote?.privateKeyAzureSecret).toEqual(kv);
+    expect(cfg.remoteKey?.privateKey).toBeUndefined();
+    expect(
+      parse({
+        mlflow: {
+          mode: "remote",
+          deployMode: "remote",
+          remote: remote({ privateKeyAzureSecret: kv, privateKeyAwsSecret: "prod/ssh-key" }),
+        },
+      }),
+    ).toThrow(
+      new Error(
+        invalid(
+          'model-serving:mlflow.remote.privateKeyAzureSecret: cannot be combined with privateKeyFile or privateKeyAwsSecret; keep one (got "https://ops-kv.vault.azure.net mlflow-host-key")',
+        ),
+      ),
+    );
+    expect(
+      parse({
+        mlflow: {
+          mode: "remote",
+          deployMode: "remote",
+          remote: remote({
+            privateKeyFile: undefined,
+            privateKeyAzureSecret: { vaultUrl: "http://ops-kv.vault.azure.net", name: "k_1" },
+          }),
+        },
+      }),
+    ).toThrow(
+      new Error(
+        invalid(
+          'model-serving:mlflow.remote.privateKeyAzureSecret.vaultUrl: must be the vault\'s https:// URL (got "http://ops-kv.vault.azure.net")',
+          'model-serving:mlflow.remote.privateKeyAzureSecret.name: must be a Key Vault secret name (letters, digits, -) (got "k_1")',
         ),
       ),
     );
