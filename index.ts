@@ -58,6 +58,7 @@ const mlflow = new MlflowServer(
               dataDir: remote.dataDir,
             },
             provisionTimeoutSeconds: remote.provisionTimeoutSeconds,
+            preflight: remote.preflight,
           },
         }
       : {

@@ -3,6 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { loadProfile } from "../config/provisioningProfile";
 import { resolveKeyFile } from "../config/remoteHost";
 import { AzureKeyVaultSecretRef, azureKeyVaultSecret } from "./azureKeyVaultKey";
+import { hostPreflight } from "./hostPreflight";
 import type { RemoteServingArgs } from "../providers/deployment/types";
 import { HostProvisioning } from "../providers/hostProvisioning";
 import { RemoteMlflowServer } from "../providers/remoteMlflowServer";
@@ -78,6 +79,8 @@ export type RemoteHostArgs = SshKeySource & {
   readonly layout?: Partial<HostLayout>;
   /** Deadline of one provisioning run, seconds (default 1800). */
   readonly provisionTimeoutSeconds?: pulumi.Input<number>;
+  /** Check the host first with a one-shot remote.Command (needs the command plugin; default true). */
+  readonly preflight?: boolean;
 };
 
 /** The SecretString of an AWS Secrets Manager secret (the AWS SDK is loaded only for this). */
@@ -142,6 +145,17 @@ export function remoteMlflowHost(
         hostKey,
       })),
   );
+  // Fails early, before anything is installed, on a host that cannot work (one-shot remote.Command).
+  const preflight =
+    (args.preflight ?? true)
+      ? hostPreflight(
+          name,
+          connection,
+          args.hostKey,
+          { profile, mlflowPort: port, serviceUser: layout.serviceUser },
+          parent,
+        )
+      : undefined;
   const provisioning = new HostProvisioning(
     `${name}-host`,
     {
@@ -154,7 +168,7 @@ export function remoteMlflowHost(
       postgresqlClient: backendStore.kind === "dsn",
       timeoutSeconds: args.provisionTimeoutSeconds ?? 1800,
     },
-    { parent },
+    { parent, dependsOn: preflight === undefined ? [] : [preflight] },
   );
   const publicHost = pulumi.output(args.publicHost ?? args.host);
   const bindHost = pulumi.output(args.bindHost ?? "0.0.0.0");

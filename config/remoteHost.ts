@@ -100,6 +100,8 @@ export const remoteHostSchema = z
       .regex(ABSOLUTE, "must be an absolute path")
       .default("/var/lib/model-serving/mlflow"),
     provisionTimeoutSeconds: wholeNumber(60, 7200).default(1800),
+    /** The one-shot preflight check of the host (a @pulumi/command remote.Command) before provisioning. */
+    preflight: z.boolean().default(true),
   })
   .strict();
 

@@ -22,6 +22,7 @@ import { mockRecorder, value } from "../support/mockRecorder";
 import { tempDir } from "../support/env";
 import * as azureKeyVaultKey from "../../components/azureKeyVaultKey";
 import { fakeKeyVault } from "../support/fakeKeyVault";
+import { preflightScript } from "../../components/hostPreflight";
 
 jest.mock("../../providers/hostProvisioning", () =>
   jest.requireActual("../support/dynamicStandIns").hostProvisioningModule(),
@@ -117,6 +118,7 @@ describe("mlflow.remote in stack config", () => {
       baseDir: "/opt/model-serving",
       dataDir: "/var/lib/model-serving/mlflow",
       provisionTimeoutSeconds: 1800,
+      preflight: true,
     });
     expect(cfg.remoteKey).toEqual({ privateKey: KEY, passphrase: undefined });
   });
@@ -282,6 +284,7 @@ describe("MlflowServer mode remote and deploy mode remote (mocks)", () => {
     const entry = await value(model.endpoint);
     await settle();
     expect(registrations.map((r) => `${r.type} ${r.name}`).sort()).toEqual([
+      "command:remote:Command mlflow-preflight",
       "modelserving:mlflow:MlflowServer mlflow",
       "modelserving:mlflow:RegisteredModel iris",
       "pulumi-nodejs:dynamic/modelserving:HostProvisioning mlflow-host",
@@ -313,6 +316,33 @@ describe("MlflowServer mode remote and deploy mode remote (mocks)", () => {
       startTimeoutSeconds: 120,
       provisioned: "h1",
     });
+    // The one-shot preflight: the script of the profile, port and service user; the connection secret,
+    // in remote.Command's shape (the host key line pinned).
+    const preflight = named("mlflow-preflight");
+    expect(preflight).toEqual({
+      connection: {
+        [SECRET_SIG]: SECRET_VALUE,
+        value: {
+          host: "10.0.0.5",
+          port: 22,
+          user: "deploy",
+          privateKey: KEY,
+          hostKey: HOST_KEY,
+          dialErrorLimit: 3,
+          perDialTimeout: 20,
+        },
+      },
+      create: preflightScript({
+        profile: loadProfile("default"),
+        mlflowPort: 5000,
+        serviceUser: "mlflow",
+      }),
+      addPreviousOutputInEnv: false,
+    });
+    expect(preflight.create).toContain("  debian:12|debian:13|ubuntu:24.04) ;;");
+    expect(preflight.create).toContain("sys.version_info >= (3, 11)");
+    expect(preflight.create).toContain("port=5000");
+    expect(preflight.create).toContain("svc=$(id -u mlflow 2>/dev/null || echo none)");
     expect(named("iris-server")).toMatchObject({
       mode: "remote",
       host: "0.0.0.0",
