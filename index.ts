@@ -28,6 +28,8 @@ const mlflow = new MlflowServer(
     : cfg.mlflow.mode === "remote" && remote !== undefined && cfg.remoteKey !== undefined
       ? {
           mode: "remote",
+          username: cfg.mlflow.username,
+          password: cfg.mlflowPassword,
           port: cfg.mlflow.port,
           startTimeoutSeconds: cfg.mlflow.startTimeoutSeconds,
           remote: {

@@ -104,6 +104,7 @@ export function remoteMlflowHost(
   args: RemoteHostArgs,
   port: pulumi.Input<number>,
   startTimeoutSeconds: pulumi.Input<number>,
+  auth: pulumi.Output<{ username: string; password: string }> | undefined,
   parent: pulumi.Resource,
 ): RemoteMlflowHost {
   const sources = [
@@ -192,6 +193,7 @@ export function remoteMlflowHost(
               ),
       startTimeoutSeconds,
       provisioned: provisioning.hash,
+      ...(auth === undefined ? {} : { basicAuth: true, auth }),
     },
     { parent },
   );

@@ -8,7 +8,9 @@ import {
   type HostProvisioningState,
 } from "../../providers/remote/hostProvisioningCore";
 import { diffRemoteMlflowServer } from "../../providers/remote/mlflowServerCore";
+import { credentialsEnv } from "../../providers/deployment/remoteScripts";
 import {
+  basicAuthIni,
   backendStoreUri,
   splitDsn,
   supervisorScript,
@@ -378,14 +380,24 @@ describe("MlflowServer mode remote and deploy mode remote (mocks)", () => {
     expect(() => new MlflowServer("b", { mode: "remote", remote: base as never })).toThrow(
       "MlflowServer: remote needs exactly one of privateKey, privateKeyFile, awsSecretsManager and azureKeyVault",
     );
-    expect(
-      () =>
-        new MlflowServer("c", {
-          mode: "remote",
-          remote: { ...base, privateKey: KEY },
-          password: "x",
-        } as never),
-    ).toThrow('MlflowServer: password (MLflow basic auth) is not supported with mode "remote" yet');
+  });
+
+  it("basic auth: the remote server gets basicAuth and the admin's credentials as a secret", async () => {
+    const mlflow = new MlflowServer("authed", {
+      mode: "remote",
+      password: "Remote-Adm1n-pass",
+      remote: { host: "10.0.0.8", user: "deploy", hostKey: HOST_KEY, privateKey: KEY },
+    });
+    await value(mlflow.trackingUri);
+    await settle();
+    expect(named("authed-server")).toMatchObject({
+      basicAuth: true,
+      auth: {
+        [SECRET_SIG]: SECRET_VALUE,
+        value: { username: "admin", password: "Remote-Adm1n-pass" },
+      },
+    });
+    expect(await value(mlflow.auth)).toEqual({ username: "admin", password: "Remote-Adm1n-pass" });
   });
 });
 
@@ -536,6 +548,39 @@ describe("an existing PostgreSQL by DSN", () => {
     expect(unit).toContain("Environment=PGPASSFILE=/opt/model-serving/pgpass\n");
     expect(loop).toContain("PGPASSFILE=/opt/model-serving/pgpass ");
     expect(unit + loop).not.toContain("s3cret");
+  });
+
+  it("basic auth: the app, the ini's path and the CSRF key file, never the password", () => {
+    const spec = {
+      layout: DEFAULT_LAYOUT,
+      bindHost: "0.0.0.0",
+      port: 5000,
+      publicHost: "h",
+      backendStore: { kind: "sqlite" as const },
+      basicAuth: true,
+    };
+    const unit = systemdUnit(spec);
+    const loop = supervisorScript(spec);
+    expect(unit).toContain(" --app-name basic-auth\n");
+    expect(unit).toContain(
+      "Environment=MLFLOW_AUTH_CONFIG_PATH=/opt/model-serving/basic_auth.ini\nEnvironmentFile=/opt/model-serving/auth.env\n",
+    );
+    expect(loop).toContain("set -a; . /opt/model-serving/auth.env; set +a\n");
+    expect(loop).toContain(" MLFLOW_AUTH_CONFIG_PATH=/opt/model-serving/basic_auth.ini ");
+    expect(basicAuthIni(DEFAULT_LAYOUT, { username: "admin", password: "50%-off'pass" })).toBe(
+      [
+        "[mlflow]",
+        "default_permission = READ",
+        "database_uri = sqlite:////var/lib/model-serving/mlflow/basic_auth.db",
+        "admin_username = admin",
+        "admin_password = 50%%-off'pass",
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth",
+        "",
+      ].join("\n"),
+    );
+    expect(credentialsEnv({ username: "admin", password: "it's" })).toBe(
+      "MLFLOW_TRACKING_USERNAME=admin\nMLFLOW_TRACKING_PASSWORD='it'\\''s'\n",
+    );
   });
 
   it("is config: backendStore dsn needs the secret mlflowBackendStoreDsn", () => {
