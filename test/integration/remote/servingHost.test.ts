@@ -17,6 +17,7 @@ import {
 } from "../../../providers/remote/mlflowServerCore";
 import { provisionHost } from "../../../providers/remote/provision";
 import { DEFAULT_LAYOUT } from "../../../providers/remote/provisionScript";
+import { shQuote } from "../../../providers/ssh/quote";
 import { demoModel, IRIS_ROW, missingMlflow, postJson, tempDir } from "../../support/env";
 import { missingSshHost, SshTestHost, startSshHost } from "../../support/sshHost";
 
@@ -243,9 +244,10 @@ describeSsh("deploy mode remote on the test host", () => {
           (await host.inspect(`ls /opt/model-serving/run/model-servers/${state.servedPort}`))
             .stdout,
         ).not.toContain("credentials.env");
-        const holders = await host.inspect(
-          `for p in /proc/[0-9]*; do if tr '\\0' '\\n' < $p/cmdline 2>/dev/null | grep -q '[A]dm1n%pass'; then echo "cmdline $(basename $p)"; fi; if tr '\\0' '\\n' < $p/environ 2>/dev/null | grep -q '[A]dm1n%pass'; then echo "environ $(basename $p)"; fi; done`,
-        );
+        // Read as the service user: root in the container lacks CAP_SYS_PTRACE, so it cannot read
+        // another user's /proc/<pid>/environ (and would find nothing there).
+        const scan = `for p in /proc/[0-9]*; do if tr '\\0' '\\n' < $p/cmdline 2>/dev/null | grep -q '[A]dm1n%pass'; then echo "cmdline $(basename $p)"; fi; if tr '\\0' '\\n' < $p/environ 2>/dev/null | grep -q '[A]dm1n%pass'; then echo "environ $(basename $p)"; fi; done 2>/dev/null`;
+        const holders = await host.inspect(`runuser -u mlflow -- sh -c ${shQuote(scan)}`);
         const serverPids = (await host.inspect(`pgrep -g ${state.pgid} | tr '\\n' ' '`)).stdout
           .trim()
           .split(" ");
