@@ -29,6 +29,8 @@ const mlflow = new MlflowServer(
     : cfg.mlflow.mode === "remote" && remote !== undefined && cfg.remoteKey !== undefined
       ? {
           mode: "remote",
+          username: cfg.mlflow.username,
+          password: cfg.mlflowPassword,
           port: cfg.mlflow.port,
           startTimeoutSeconds: cfg.mlflow.startTimeoutSeconds,
           remote: {
@@ -38,7 +40,9 @@ const mlflow = new MlflowServer(
             hostKey: remote.hostKey,
             ...(remote.privateKeyAwsSecret !== undefined
               ? { awsSecretsManager: { secretId: remote.privateKeyAwsSecret } }
-              : { privateKey: cfg.remoteKey.apply((k) => k.privateKey!) }),
+              : remote.privateKeyAzureSecret !== undefined
+                ? { azureKeyVault: remote.privateKeyAzureSecret }
+                : { privateKey: cfg.remoteKey.apply((k) => k.privateKey!) }),
             passphrase: cfg.remoteKey.apply((k) => k.passphrase),
             profile: remote.profile,
             extraApt: remote.extraApt,
@@ -57,6 +61,7 @@ const mlflow = new MlflowServer(
               dataDir: remote.dataDir,
             },
             provisionTimeoutSeconds: remote.provisionTimeoutSeconds,
+            preflight: remote.preflight,
           },
         }
       : {

@@ -11,7 +11,8 @@ export type { RemoteBackendStore, RemoteHostArgs, SshKeySource } from "./remoteM
 interface MlflowServerCommon {
   /** Basic-auth user (default "admin" when a password is set). */
   readonly username?: pulumi.Input<string>;
-  /** Basic-auth password; a local server is started with MLflow's basic-auth app. Keep it secret. */
+  /** Basic-auth password; a local or remote server is started with MLflow's basic-auth app. Keep it
+   * secret. */
   readonly password?: pulumi.Input<string>;
 }
 
@@ -40,7 +41,7 @@ export interface ExistingMlflowServerArgs extends MlflowServerCommon {
 }
 
 /** `mlflow server` as a service on a host over SSH, provisioned by a profile. */
-export interface RemoteMlflowServerArgs {
+export interface RemoteMlflowServerArgs extends MlflowServerCommon {
   readonly mode: "remote";
   /** The host, its key pin, the SSH key, the profile and the backend store. */
   readonly remote: RemoteHostArgs;
@@ -48,9 +49,6 @@ export interface RemoteMlflowServerArgs {
   readonly port?: pulumi.Input<number>;
   /** Deadline for the server's /health (default 120 s). */
   readonly startTimeoutSeconds?: pulumi.Input<number>;
-  /** MLflow basic auth on the remote host is not supported yet. */
-  readonly password?: undefined;
-  readonly username?: undefined;
 }
 
 export type MlflowServerArgs =
@@ -84,11 +82,6 @@ export class MlflowServer extends pulumi.ComponentResource {
     }
     if (args.mode === "remote" && args.remote === undefined) {
       throw new Error('MlflowServer: remote is required when mode is "remote"');
-    }
-    if (args.mode === "remote" && args.password !== undefined) {
-      throw new Error(
-        'MlflowServer: password (MLflow basic auth) is not supported with mode "remote" yet',
-      );
     }
 
     const auth =
@@ -130,6 +123,7 @@ export class MlflowServer extends pulumi.ComponentResource {
         args.remote,
         args.port ?? 5000,
         args.startTimeoutSeconds ?? 120,
+        auth,
         this,
       );
       this.trackingUri = host.trackingUri;

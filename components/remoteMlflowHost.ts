@@ -2,30 +2,43 @@ import * as fs from "fs";
 import * as pulumi from "@pulumi/pulumi";
 import { loadProfile } from "../config/provisioningProfile";
 import { resolveKeyFile } from "../config/remoteHost";
+import { AzureKeyVaultSecretRef, azureKeyVaultSecret } from "./azureKeyVaultKey";
+import { hostPreflight } from "./hostPreflight";
 import type { RemoteServingArgs } from "../providers/deployment/types";
 import { HostProvisioning } from "../providers/hostProvisioning";
 import { RemoteMlflowServer } from "../providers/remoteMlflowServer";
 import { DEFAULT_LAYOUT, HostLayout } from "../providers/remote/provisionScript";
 import type { SshConnection } from "../providers/ssh/connection";
 
-/** The private key: its text (a secret), a file on the deploying machine read into a secret, or a
- * secret of AWS Secrets Manager (read with the official data source, aws.secretsmanager). */
+/** The private key: its text (a secret), a file on the deploying machine read into a secret, a
+ * secret of AWS Secrets Manager (read with the official data source, aws.secretsmanager) or of Azure
+ * Key Vault (read with the Key Vault SDK: azure-native's getSecret never returns the value). */
 export type SshKeySource =
   | {
       readonly privateKey: pulumi.Input<string>;
       readonly privateKeyFile?: undefined;
       readonly awsSecretsManager?: undefined;
+      readonly azureKeyVault?: undefined;
     }
   | {
       readonly privateKeyFile: string;
       readonly privateKey?: undefined;
       readonly awsSecretsManager?: undefined;
+      readonly azureKeyVault?: undefined;
     }
   | {
       /** The secret's id or ARN; its SecretString is the key text. */
       readonly awsSecretsManager: { readonly secretId: pulumi.Input<string> };
       readonly privateKey?: undefined;
       readonly privateKeyFile?: undefined;
+      readonly azureKeyVault?: undefined;
+    }
+  | {
+      /** The vault URL, the secret's name and optionally its version; its value is the key text. */
+      readonly azureKeyVault: pulumi.Input<AzureKeyVaultSecretRef>;
+      readonly privateKey?: undefined;
+      readonly privateKeyFile?: undefined;
+      readonly awsSecretsManager?: undefined;
     };
 
 /** The MLflow host's backend store: SQLite in the data directory, or PostgreSQL installed on the host. */
@@ -66,6 +79,8 @@ export type RemoteHostArgs = SshKeySource & {
   readonly layout?: Partial<HostLayout>;
   /** Deadline of one provisioning run, seconds (default 1800). */
   readonly provisionTimeoutSeconds?: pulumi.Input<number>;
+  /** Check the host first with a one-shot remote.Command (needs the command plugin; default true). */
+  readonly preflight?: boolean;
 };
 
 /** The SecretString of an AWS Secrets Manager secret (the AWS SDK is loaded only for this). */
@@ -89,12 +104,18 @@ export function remoteMlflowHost(
   args: RemoteHostArgs,
   port: pulumi.Input<number>,
   startTimeoutSeconds: pulumi.Input<number>,
+  auth: pulumi.Output<{ username: string; password: string }> | undefined,
   parent: pulumi.Resource,
 ): RemoteMlflowHost {
-  const sources = [args.privateKey, args.privateKeyFile, args.awsSecretsManager];
+  const sources = [
+    args.privateKey,
+    args.privateKeyFile,
+    args.awsSecretsManager,
+    args.azureKeyVault,
+  ];
   if (sources.filter((s) => s !== undefined).length !== 1) {
     throw new Error(
-      "MlflowServer: remote needs exactly one of privateKey, privateKeyFile and awsSecretsManager",
+      "MlflowServer: remote needs exactly one of privateKey, privateKeyFile, awsSecretsManager and azureKeyVault",
     );
   }
   const backendStore = args.backendStore ?? { kind: "sqlite" };
@@ -110,7 +131,9 @@ export function remoteMlflowHost(
       ? pulumi.secret(fs.readFileSync(resolveKeyFile(args.privateKeyFile, process.cwd()), "utf8"))
       : args.awsSecretsManager !== undefined
         ? awsSecretKey(args.awsSecretsManager.secretId, parent)
-        : pulumi.secret(args.privateKey!);
+        : args.azureKeyVault !== undefined
+          ? azureKeyVaultSecret(args.azureKeyVault)
+          : pulumi.secret(args.privateKey!);
   const connection: pulumi.Output<SshConnection> = pulumi.secret(
     pulumi
       .all([args.host, args.sshPort ?? 22, args.user, privateKey, args.passphrase, args.hostKey])
@@ -123,6 +146,17 @@ export function remoteMlflowHost(
         hostKey,
       })),
   );
+  // Fails early, before anything is installed, on a host that cannot work (one-shot remote.Command).
+  const preflight =
+    (args.preflight ?? true)
+      ? hostPreflight(
+          name,
+          connection,
+          args.hostKey,
+          { profile, mlflowPort: port, serviceUser: layout.serviceUser },
+          parent,
+        )
+      : undefined;
   const provisioning = new HostProvisioning(
     `${name}-host`,
     {
@@ -135,7 +169,7 @@ export function remoteMlflowHost(
       postgresqlClient: backendStore.kind === "dsn",
       timeoutSeconds: args.provisionTimeoutSeconds ?? 1800,
     },
-    { parent },
+    { parent, dependsOn: preflight === undefined ? [] : [preflight] },
   );
   const publicHost = pulumi.output(args.publicHost ?? args.host);
   const bindHost = pulumi.output(args.bindHost ?? "0.0.0.0");
@@ -159,6 +193,7 @@ export function remoteMlflowHost(
               ),
       startTimeoutSeconds,
       provisioned: provisioning.hash,
+      ...(auth === undefined ? {} : { basicAuth: true, auth }),
     },
     { parent },
   );

@@ -52,6 +52,23 @@ export const remoteHostSchema = z
     privateKeyFile: z.string().min(1).optional(),
     /** The id or ARN of an AWS Secrets Manager secret whose SecretString is the private key. */
     privateKeyAwsSecret: z.string().min(1).optional(),
+    /** A secret of Azure Key Vault whose value is the private key (read with the Key Vault SDK). */
+    privateKeyAzureSecret: z
+      .object({
+        /** https://<vault>.vault.azure.net */
+        vaultUrl: z
+          .string()
+          .regex(/^https:\/\/[A-Za-z0-9.-]+(:\d+)?\/?$/, "must be the vault's https:// URL"),
+        name: z
+          .string()
+          .regex(/^[0-9A-Za-z-]{1,127}$/, "must be a Key Vault secret name (letters, digits, -)"),
+        version: z
+          .string()
+          .regex(/^[0-9A-Za-z]{1,64}$/, "must be a Key Vault secret version")
+          .optional(),
+      })
+      .strict()
+      .optional(),
     privateKey: secretOnly(SSH_PRIVATE_KEY_KEY),
     passphrase: secretOnly(SSH_PASSPHRASE_KEY),
     /** A provisioning profile of provisioning/profiles/. */
@@ -83,6 +100,8 @@ export const remoteHostSchema = z
       .regex(ABSOLUTE, "must be an absolute path")
       .default("/var/lib/model-serving/mlflow"),
     provisionTimeoutSeconds: wholeNumber(60, 7200).default(1800),
+    /** The one-shot preflight check of the host (a @pulumi/command remote.Command) before provisioning. */
+    preflight: z.boolean().default(true),
   })
   .strict();
 
@@ -96,7 +115,8 @@ export interface SecretConfig {
 
 /** The key material of mlflow.remote, resolved: the key text (from the file or the secret config). */
 export interface RemoteKeyMaterial {
-  /** Undefined when the key is read from AWS Secrets Manager (privateKeyAwsSecret) at `up`. */
+  /** Undefined when the key is read from AWS Secrets Manager (privateKeyAwsSecret) or Azure Key Vault
+   * (privateKeyAzureSecret) by the program. */
   privateKey?: string;
   passphrase?: string;
   /** backendStore dsn: the secret DSN. */
@@ -134,7 +154,24 @@ export function remoteKeyMaterial(
     }
   }
   const file = remote.privateKeyFile;
-  if (file !== undefined && remote.privateKeyAwsSecret !== undefined) {
+  const azure = remote.privateKeyAzureSecret;
+  if (azure !== undefined) {
+    const others = [
+      file === undefined ? undefined : "privateKeyFile",
+      remote.privateKeyAwsSecret === undefined ? undefined : "privateKeyAwsSecret",
+      secrets.privateKey === undefined ? undefined : `the secret ${SSH_PRIVATE_KEY_KEY}`,
+    ].filter((o) => o !== undefined);
+    if (others.length > 0) {
+      problems.push(
+        problem(
+          prefix,
+          ["mlflow", "remote", "privateKeyAzureSecret"],
+          `cannot be combined with ${others.join(" or ")}; keep one`,
+          `${azure.vaultUrl} ${azure.name}`,
+        ),
+      );
+    }
+  } else if (file !== undefined && remote.privateKeyAwsSecret !== undefined) {
     problems.push(
       problem(
         prefix,

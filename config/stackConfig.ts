@@ -474,11 +474,6 @@ export function parseStackConfig(
           PREFIX,
         );
   problems.push(...(remoteKey?.problems ?? []));
-  if (mlflow.mode === "remote" && raw.mlflowPassword !== undefined) {
-    problems.push(
-      `${PREFIX}mlflowPassword: MLflow basic auth is not supported with mlflow.mode "remote" yet; remove it (pulumi config rm mlflowPassword)`,
-    );
-  }
 
   const seen = new Set<string>();
   const resolved = models.map((m, i): ModelConfig => {

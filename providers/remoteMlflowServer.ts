@@ -50,6 +50,10 @@ export interface RemoteMlflowServerArgs {
   startTimeoutSeconds: pulumi.Input<number>;
   /** The host's provisioning hash (HostProvisioning.hash): a new one restarts the server. */
   provisioned: pulumi.Input<string>;
+  /** MLflow's basic-auth app on the host. */
+  basicAuth?: pulumi.Input<boolean>;
+  /** Its admin's credentials; secret. */
+  auth?: pulumi.Input<{ username: string; password: string } | undefined>;
 }
 
 /** `mlflow server` as a service on a provisioned host over SSH (id `<publicHost>:<port>`). */
@@ -64,7 +68,7 @@ export class RemoteMlflowServer extends pulumi.dynamic.Resource {
       name,
       { trackingUri: undefined, supervisor: undefined, logFile: undefined, ...args },
       pulumi.mergeOptions(opts, {
-        additionalSecretOutputs: ["connection", "backendStore"],
+        additionalSecretOutputs: ["connection", "backendStore", "auth"],
         deleteBeforeReplace: true,
       }),
       "modelserving",

@@ -1,5 +1,6 @@
 import { lastLines, SshSession, withSsh } from "../ssh/client";
 import { buildCommand } from "../ssh/command";
+import { writeRemoteFile } from "../ssh/files";
 import { venvDir } from "../remote/provisionScript";
 import * as scripts from "./remoteScripts";
 import {
@@ -16,7 +17,8 @@ import {
  * `portRangeStart` (5001 by default, the admin guide's range) are locked on the remote host
  * (<baseDir>/run/model-servers/<port>, see remoteScripts.ts); the log lives beside the lock and its last
  * lines are in every start error. The server's environment is MLFLOW_TRACKING_URI only (the host's view
- * of MLflow); MLflow basic auth is not supported in this mode yet.
+ * of MLflow), and with MLflow basic auth (`auth`) the credentials, read from a 0600 file written over
+ * SSH stdin and removed before the server execs (remoteScripts.ts).
  */
 function remoteOf(args: DeploymentArgs): RemoteServingArgs {
   if (!args.remote) {
@@ -35,6 +37,7 @@ function specOf(args: DeploymentArgs): scripts.RemoteServeSpec {
     modelUri: args.modelUri,
     bindHost: args.host,
     owner: args.owner ?? "",
+    credentials: args.auth !== undefined,
   };
 }
 
@@ -145,6 +148,16 @@ export function remoteServingHost(): ServingHost {
 
     async start(args, port, log) {
       return withHost(args, async (ssh) => {
+        if (args.auth !== undefined) {
+          const user = remoteOf(args).layout.serviceUser;
+          await writeRemoteFile(ssh, remoteOf(args).connection.user, {
+            path: scripts.credentialsPath(specOf(args), port),
+            content: scripts.credentialsEnv(args.auth),
+            mode: "0600",
+            owner: `${user}:${user}`,
+            asRoot: true,
+          });
+        }
         const out = await asRoot(
           ssh,
           args,

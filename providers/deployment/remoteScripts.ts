@@ -4,7 +4,10 @@ import { shJoin, shQuote } from "../ssh/quote";
  * The shell side of deploy mode `remote` (pure, unit-tested): port locks, start, identity, stop, on the
  * model-serving host. A port lock is a directory `<locks>/<port>` (mkdir is atomic) holding `owner`,
  * `command` and, once started, `pid` and `start` (the /proc start ticks: a recycled pid is never
- * mistaken for our server). No secret is part of any script or command line.
+ * mistaken for our server). No secret is part of any script or command line: with MLflow basic auth
+ * the credentials reach the lock directory's `credentials.env` (0600, the service user's) over SSH
+ * stdin; the server's shell reads it into MLflow's MLFLOW_TRACKING_USERNAME/PASSWORD (what `mlflow
+ * models serve` needs to fetch the model) and removes it before exec.
  */
 export interface RemoteServeSpec {
   /** <baseDir>/run/model-servers on the host. */
@@ -17,6 +20,30 @@ export interface RemoteServeSpec {
   modelUri: string;
   bindHost: string;
   owner: string;
+  /** Credentials were written to <lockDir>/credentials.env (MLflow basic auth). */
+  credentials?: boolean;
+}
+
+/** credentials.env: the basic-auth credentials as sh assignments (shell-quoted). */
+export function credentialsEnv(auth: {
+  username?: string;
+  password?: string;
+  token?: string;
+}): string {
+  return (
+    [
+      ["MLFLOW_TRACKING_USERNAME", auth.username],
+      ["MLFLOW_TRACKING_PASSWORD", auth.password],
+      ["MLFLOW_TRACKING_TOKEN", auth.token],
+    ] as const
+  )
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `${k}=${shQuote(v as string)}\n`)
+    .join("");
+}
+
+export function credentialsPath(spec: Pick<RemoteServeSpec, "locksDir">, port: number): string {
+  return `${lockDir(spec, port)}/credentials.env`;
 }
 
 export function serveArgv(spec: RemoteServeSpec, port: number): string[] {
@@ -74,7 +101,9 @@ export function startScript(spec: RemoteServeSpec, port: number): string {
   const d = shQuote(lockDir(spec, port));
   // The venv first on PATH: `mlflow models serve` runs `uvicorn` by name.
   const venvBin = spec.mlflowBin.slice(0, spec.mlflowBin.lastIndexOf("/"));
-  const inner = `echo $$ > ${lockDir(spec, port)}/pid; exec env ${shQuote(`PATH=${venvBin}:/usr/local/bin:/usr/bin:/bin`)} MLFLOW_TRACKING_URI=${shQuote(spec.trackingUri)} ${shJoin(serveArgv(spec, port))}`;
+  const creds = shQuote(credentialsPath(spec, port));
+  const readCreds = spec.credentials ? `set -a; . ${creds}; set +a; rm -f ${creds}; ` : "";
+  const inner = `echo $$ > ${lockDir(spec, port)}/pid; ${readCreds}exec env ${shQuote(`PATH=${venvBin}:/usr/local/bin:/usr/bin:/bin`)} MLFLOW_TRACKING_URI=${shQuote(spec.trackingUri)} ${shJoin(serveArgv(spec, port))}`;
   return [
     "set -e",
     `printf '%s' ${shQuote(shJoin(serveArgv(spec, port)))} > ${d}/command`,

@@ -4,7 +4,10 @@ import { buildCommand } from "../ssh/command";
 import { SshConnection } from "../ssh/connection";
 import { writeRemoteFile } from "../ssh/files";
 import { shQuote } from "../ssh/quote";
+import { credentialsAccepted } from "../mlflowServerCore";
 import {
+  basicAuthIni,
+  flaskKeyScript,
   remotePaths,
   RemoteServerSpec,
   serverArgv,
@@ -40,12 +43,21 @@ import {
  *   An existing database's DSN (backendStore postgresql-dsn, a secret input and output) reaches the host
  *   without its password on the command line; the password is in <baseDir>/pgpass (0600, the service
  *   user's), found through PGPASSFILE.
+ * - Basic auth (`auth`, secret input and output): `--app-name basic-auth`; the admin's credentials
+ *   reach the host over SSH stdin into <baseDir>/basic_auth.ini (0600, the service user's), which MLflow
+ *   reads (MLFLOW_AUTH_CONFIG_PATH) to create the admin on its first start; the CSRF key is made on the
+ *   host (<baseDir>/auth.env, 0600). Neither is on a command line, in the unit file or in the server's
+ *   environment. Ready also means the stack's credentials are accepted from here; a server whose admin
+ *   has another password (rotation over SSH is not implemented) fails the create/update naming it.
+ *   Turning auth on or off restarts the server (its command changes).
  */
 export type Supervisor = "systemd" | "process";
 
 export interface RemoteMlflowServerArgs extends RemoteServerSpec {
   /** Secret (the private key). */
   connection: SshConnection;
+  /** MLflow basic auth's admin (secret); set together with basicAuth. */
+  auth?: { username: string; password: string };
   startTimeoutSeconds: number;
   /** The hash of the provisioning the server runs on (HostProvisioning): a new one restarts it. */
   provisioned?: string;
@@ -270,6 +282,22 @@ export async function createRemoteMlflowServer(
         asRoot: true,
       });
     }
+    if (args.basicAuth) {
+      if (args.auth === undefined) {
+        throw new Error(
+          `MLflow server on ${ssh.target}: basicAuth needs auth (the admin's credentials)`,
+        );
+      }
+      // The admin's credentials only in the service user's 0600 ini (written over stdin).
+      await writeRemoteFile(ssh, user, {
+        path: paths.authIni,
+        content: basicAuthIni(args.layout, args.auth),
+        mode: "0600",
+        owner: `${args.layout.serviceUser}:${args.layout.serviceUser}`,
+        asRoot: true,
+      });
+      await asRoot(ssh, user, flaskKeyScript(args.layout), "making the basic-auth CSRF key");
+    }
     if (supervisor === "systemd") {
       await writeRemoteFile(ssh, user, {
         path: paths.unitFile,
@@ -301,6 +329,13 @@ export async function createRemoteMlflowServer(
       throw new Error(
         `MLflow answers on ${ssh.target} (port ${args.port}) but not at ${trackingUri} from here (${fromHere}): ` +
           "check publicHost, the bind address and the host's firewall",
+      );
+    }
+    if (args.auth !== undefined && !(await credentialsAccepted(trackingUri, args.auth))) {
+      throw new Error(
+        `MLflow on ${ssh.target} (port ${args.port}) refuses the stack's credentials for "${args.auth.username}": ` +
+          `its user store (${args.layout.dataDir}/basic_auth.db) has this admin with another password; ` +
+          "set mlflowPassword back, or change the password through MLflow's user API first",
       );
     }
     return {
@@ -376,7 +411,13 @@ export function diffRemoteMlflowServer(
   if (!containsUnknown(news.connection) && target(olds.connection) !== target(news.connection)) {
     replaces.push("connection");
   }
-  const updates = changedKeys(olds, news, ["connection", "startTimeoutSeconds", "provisioned"]);
+  const updates = changedKeys(olds, news, [
+    "connection",
+    "startTimeoutSeconds",
+    "provisioned",
+    "basicAuth",
+    "auth",
+  ]);
   return {
     changes: replaces.length > 0 || updates.length > 0,
     replaces,

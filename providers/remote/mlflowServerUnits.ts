@@ -5,7 +5,9 @@ import { HostLayout, venvDir } from "./provisionScript";
  * What the remote MLflow server is made of on the host, as text (pure, unit-tested): the `mlflow server`
  * argv, a systemd unit, and the restart loop used where systemd does not run. No secret is part of any
  * of them: the SQLite store needs none, a PostgreSQL on the host is reached by peer authentication
- * over its Unix socket as the service user.
+ * over its Unix socket as the service user. With basic auth, MLflow's basic-auth app reads the admin's
+ * credentials from <baseDir>/basic_auth.ini (MLFLOW_AUTH_CONFIG_PATH names the file, 0600, the service
+ * user's) and its CSRF key from <baseDir>/auth.env (0600, made on the host); neither value is here.
  */
 export type BackendStore =
   | { kind: "sqlite" }
@@ -51,6 +53,8 @@ export interface RemoteServerSpec {
   /** The name clients use for the host (the tracking URI's host); allowed as a Host header. */
   publicHost: string;
   backendStore: BackendStore;
+  /** MLflow's basic-auth app (`--app-name basic-auth`); the credentials are in the ini file. */
+  basicAuth?: boolean;
 }
 
 export const UNIT_NAME = "model-serving-mlflow";
@@ -64,6 +68,8 @@ export function remotePaths(layout: HostLayout) {
     log: `${layout.baseDir}/log/mlflow-server.log`,
     profileEnv: `${layout.baseDir}/profile.env`,
     pgpass: `${layout.baseDir}/pgpass`,
+    authIni: `${layout.baseDir}/basic_auth.ini`,
+    authEnv: `${layout.baseDir}/auth.env`,
   };
 }
 
@@ -101,7 +107,47 @@ export function serverArgv(spec: RemoteServerSpec): string[] {
     "1",
     "--allowed-hosts",
     [...new Set(hosts)].join(","),
+    ...(spec.basicAuth ? ["--app-name", "basic-auth"] : []),
   ];
+}
+
+/**
+ * MLflow's basic-auth ini (read with configparser: `%` escaped as `%%`): its user store in the data
+ * directory, and the admin MLflow creates on its first start with basic auth (admin_password is read
+ * only then; another password later is refused, see the core).
+ */
+export function basicAuthIni(
+  layout: HostLayout,
+  auth: { username: string; password: string },
+): string {
+  const value = (v: string) => v.replace(/%/g, "%%");
+  return [
+    "[mlflow]",
+    "default_permission = READ",
+    `database_uri = ${value(`sqlite:///${layout.dataDir}/basic_auth.db`)}`,
+    `admin_username = ${value(auth.username)}`,
+    `admin_password = ${value(auth.password)}`,
+    "authorization_function = mlflow.server.auth:authenticate_request_basic_auth",
+    "",
+  ].join("\n");
+}
+
+/** Makes the basic-auth app's CSRF key once (random, 0600, the service user's), kept across restarts. */
+export function flaskKeyScript(layout: HostLayout): string {
+  const f = shQuote(remotePaths(layout).authEnv);
+  const user = shQuote(layout.serviceUser);
+  return [
+    "set -e",
+    `if [ ! -s ${f} ]; then`,
+    `  (umask 077; printf 'MLFLOW_FLASK_SERVER_SECRET_KEY=%s\\n' "$(od -An -N32 -tx1 /dev/urandom | tr -d ' \\n')" > ${f})`,
+    "fi",
+    `chown ${user}:${user} ${f} && chmod 0600 ${f}`,
+  ].join("\n");
+}
+
+/** The basic-auth variables of the server's environment (names, and the ini's path; no secret). */
+function authEnvLines(spec: RemoteServerSpec): string[] {
+  return spec.basicAuth ? [`MLFLOW_AUTH_CONFIG_PATH=${remotePaths(spec.layout).authIni}`] : [];
 }
 
 /** systemd's own quoting for ExecStart (double quotes, backslash escapes). */
@@ -127,6 +173,8 @@ export function systemdUnit(spec: RemoteServerSpec): string {
     ...(spec.backendStore.kind === "postgresql-dsn"
       ? [`Environment=PGPASSFILE=${paths.pgpass}`]
       : []),
+    ...authEnvLines(spec).map((l) => `Environment=${l}`),
+    ...(spec.basicAuth ? [`EnvironmentFile=${paths.authEnv}`] : []),
     `ExecStart=${serverArgv(spec).map(systemdQuote).join(" ")}`,
     "Restart=always",
     "RestartSec=2",
@@ -151,6 +199,7 @@ export function supervisorScript(spec: RemoteServerSpec): string {
     "# model-serving: keeps `mlflow server` running until this script gets TERM.",
     `echo $$ > ${shQuote(paths.supervisorPid)}`,
     `if [ -s ${shQuote(paths.profileEnv)} ]; then set -a; . ${shQuote(paths.profileEnv)}; set +a; fi`,
+    ...(spec.basicAuth ? [`set -a; . ${shQuote(paths.authEnv)}; set +a`] : []),
     `cd ${shQuote(spec.layout.dataDir)}`,
     "child=",
     `trap 'kill -TERM -"$child" 2>/dev/null; wait "$child" 2>/dev/null; kill -KILL -"$child" 2>/dev/null; rm -f ${shQuote(paths.supervisorPid)} ${shQuote(paths.serverPid)}; exit 0' TERM INT`,
@@ -158,7 +207,11 @@ export function supervisorScript(spec: RemoteServerSpec): string {
     '  echo "supervisor: starting mlflow server at $(date -u +%Y-%m-%dT%H:%M:%SZ)"',
     // Each server in its own process group: when `mlflow server` dies, its uvicorn workers would keep
     // the port (and answer /health) as orphans; the whole group goes before the restart.
-    `  setsid env MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false${spec.backendStore.kind === "postgresql-dsn" ? ` PGPASSFILE=${shQuote(paths.pgpass)}` : ""} ${shJoin(serverArgv(spec))} &`,
+    `  setsid env MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false${spec.backendStore.kind === "postgresql-dsn" ? ` PGPASSFILE=${shQuote(paths.pgpass)}` : ""}${authEnvLines(
+      spec,
+    )
+      .map((l) => ` ${shQuote(l)}`)
+      .join("")} ${shJoin(serverArgv(spec))} &`,
     "  child=$!",
     `  echo "$child" > ${shQuote(paths.serverPid)}`,
     '  wait "$child"',

@@ -55,6 +55,9 @@ describeRemote("a remote MLflow host over SSH on the real engine", () => {
           hostKey: host.hostKey,
           publicHost: host.address,
           portRangeStart: host.ports[1],
+          // The preflight is a @pulumi/command remote.Command, whose plugin cannot be installed here;
+          // its recorded script runs over real SSH in test/replay/remotePreflight.test.ts.
+          preflight: false,
         },
       },
       models: [{ name: "iris", source: demoModel(1.0), sampleInput: IRIS_ROW }],

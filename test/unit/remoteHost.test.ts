@@ -8,7 +8,9 @@ import {
   type HostProvisioningState,
 } from "../../providers/remote/hostProvisioningCore";
 import { diffRemoteMlflowServer } from "../../providers/remote/mlflowServerCore";
+import { credentialsEnv } from "../../providers/deployment/remoteScripts";
 import {
+  basicAuthIni,
   backendStoreUri,
   splitDsn,
   supervisorScript,
@@ -20,6 +22,9 @@ import { loadProfile } from "../../config/provisioningProfile";
 import { UNKNOWN } from "../../providers/diffKeys";
 import { mockRecorder, value } from "../support/mockRecorder";
 import { tempDir } from "../support/env";
+import * as azureKeyVaultKey from "../../components/azureKeyVaultKey";
+import { fakeKeyVault } from "../support/fakeKeyVault";
+import { preflightScript } from "../../components/hostPreflight";
 
 jest.mock("../../providers/hostProvisioning", () =>
   jest.requireActual("../support/dynamicStandIns").hostProvisioningModule(),
@@ -115,6 +120,7 @@ describe("mlflow.remote in stack config", () => {
       baseDir: "/opt/model-serving",
       dataDir: "/var/lib/model-serving/mlflow",
       provisionTimeoutSeconds: 1800,
+      preflight: true,
     });
     expect(cfg.remoteKey).toEqual({ privateKey: KEY, passphrase: undefined });
   });
@@ -280,6 +286,7 @@ describe("MlflowServer mode remote and deploy mode remote (mocks)", () => {
     const entry = await value(model.endpoint);
     await settle();
     expect(registrations.map((r) => `${r.type} ${r.name}`).sort()).toEqual([
+      "command:remote:Command mlflow-preflight",
       "modelserving:mlflow:MlflowServer mlflow",
       "modelserving:mlflow:RegisteredModel iris",
       "pulumi-nodejs:dynamic/modelserving:HostProvisioning mlflow-host",
@@ -311,6 +318,33 @@ describe("MlflowServer mode remote and deploy mode remote (mocks)", () => {
       startTimeoutSeconds: 120,
       provisioned: "h1",
     });
+    // The one-shot preflight: the script of the profile, port and service user; the connection secret,
+    // in remote.Command's shape (the host key line pinned).
+    const preflight = named("mlflow-preflight");
+    expect(preflight).toEqual({
+      connection: {
+        [SECRET_SIG]: SECRET_VALUE,
+        value: {
+          host: "10.0.0.5",
+          port: 22,
+          user: "deploy",
+          privateKey: KEY,
+          hostKey: HOST_KEY,
+          dialErrorLimit: 3,
+          perDialTimeout: 20,
+        },
+      },
+      create: preflightScript({
+        profile: loadProfile("default"),
+        mlflowPort: 5000,
+        serviceUser: "mlflow",
+      }),
+      addPreviousOutputInEnv: false,
+    });
+    expect(preflight.create).toContain("  debian:12|debian:13|ubuntu:24.04) ;;");
+    expect(preflight.create).toContain("sys.version_info >= (3, 11)");
+    expect(preflight.create).toContain("port=5000");
+    expect(preflight.create).toContain("svc=$(id -u mlflow 2>/dev/null || echo none)");
     expect(named("iris-server")).toMatchObject({
       mode: "remote",
       host: "0.0.0.0",
@@ -341,19 +375,29 @@ describe("MlflowServer mode remote and deploy mode remote (mocks)", () => {
           remote: { ...base, privateKey: KEY, privateKeyFile: "k" } as never,
         }),
     ).toThrow(
-      "MlflowServer: remote needs exactly one of privateKey, privateKeyFile and awsSecretsManager",
+      "MlflowServer: remote needs exactly one of privateKey, privateKeyFile, awsSecretsManager and azureKeyVault",
     );
     expect(() => new MlflowServer("b", { mode: "remote", remote: base as never })).toThrow(
-      "MlflowServer: remote needs exactly one of privateKey, privateKeyFile and awsSecretsManager",
+      "MlflowServer: remote needs exactly one of privateKey, privateKeyFile, awsSecretsManager and azureKeyVault",
     );
-    expect(
-      () =>
-        new MlflowServer("c", {
-          mode: "remote",
-          remote: { ...base, privateKey: KEY },
-          password: "x",
-        } as never),
-    ).toThrow('MlflowServer: password (MLflow basic auth) is not supported with mode "remote" yet');
+  });
+
+  it("basic auth: the remote server gets basicAuth and the admin's credentials as a secret", async () => {
+    const mlflow = new MlflowServer("authed", {
+      mode: "remote",
+      password: "Remote-Adm1n-pass",
+      remote: { host: "10.0.0.8", user: "deploy", hostKey: HOST_KEY, privateKey: KEY },
+    });
+    await value(mlflow.trackingUri);
+    await settle();
+    expect(named("authed-server")).toMatchObject({
+      basicAuth: true,
+      auth: {
+        [SECRET_SIG]: SECRET_VALUE,
+        value: { username: "admin", password: "Remote-Adm1n-pass" },
+      },
+    });
+    expect(await value(mlflow.auth)).toEqual({ username: "admin", password: "Remote-Adm1n-pass" });
   });
 });
 
@@ -506,6 +550,39 @@ describe("an existing PostgreSQL by DSN", () => {
     expect(unit + loop).not.toContain("s3cret");
   });
 
+  it("basic auth: the app, the ini's path and the CSRF key file, never the password", () => {
+    const spec = {
+      layout: DEFAULT_LAYOUT,
+      bindHost: "0.0.0.0",
+      port: 5000,
+      publicHost: "h",
+      backendStore: { kind: "sqlite" as const },
+      basicAuth: true,
+    };
+    const unit = systemdUnit(spec);
+    const loop = supervisorScript(spec);
+    expect(unit).toContain(" --app-name basic-auth\n");
+    expect(unit).toContain(
+      "Environment=MLFLOW_AUTH_CONFIG_PATH=/opt/model-serving/basic_auth.ini\nEnvironmentFile=/opt/model-serving/auth.env\n",
+    );
+    expect(loop).toContain("set -a; . /opt/model-serving/auth.env; set +a\n");
+    expect(loop).toContain(" MLFLOW_AUTH_CONFIG_PATH=/opt/model-serving/basic_auth.ini ");
+    expect(basicAuthIni(DEFAULT_LAYOUT, { username: "admin", password: "50%-off'pass" })).toBe(
+      [
+        "[mlflow]",
+        "default_permission = READ",
+        "database_uri = sqlite:////var/lib/model-serving/mlflow/basic_auth.db",
+        "admin_username = admin",
+        "admin_password = 50%%-off'pass",
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth",
+        "",
+      ].join("\n"),
+    );
+    expect(credentialsEnv({ username: "admin", password: "it's" })).toBe(
+      "MLFLOW_TRACKING_USERNAME=admin\nMLFLOW_TRACKING_PASSWORD='it'\\''s'\n",
+    );
+  });
+
   it("is config: backendStore dsn needs the secret mlflowBackendStoreDsn", () => {
     const base = { mode: "remote", deployMode: "remote", remote: remote({ backendStore: "dsn" }) };
     expect(parse({ mlflow: base })).toThrow(
@@ -583,6 +660,120 @@ describe("the key held in AWS Secrets Manager (mocks only: no AWS account here)"
       new Error(
         invalid(
           'model-serving:mlflow.remote.privateKeyAwsSecret: cannot be combined with privateKeyFile; keep one (got "prod/ssh-key")',
+        ),
+      ),
+    );
+  });
+});
+
+describe("the key held in Azure Key Vault (the real SDK against a loopback vault)", () => {
+  const AZURE_KEY =
+    "-----BEGIN OPENSSH PRIVATE KEY-----\nfrom-key-vault\n-----END OPENSSH PRIVATE KEY-----\n";
+  const ENV = ["IDENTITY_ENDPOINT", "IDENTITY_HEADER", "AZURE_CLIENT_ID", "AZURE_TENANT_ID"];
+  const saved: Record<string, string | undefined> = {};
+  let vault: Awaited<ReturnType<typeof fakeKeyVault>>;
+  beforeAll(async () => {
+    vault = await fakeKeyVault({ "mlflow-host-key": { versions: { "9f8e7d": AZURE_KEY } } });
+    for (const k of ENV) {
+      saved[k] = process.env[k];
+      delete process.env[k];
+    }
+    process.env.IDENTITY_ENDPOINT = vault.identityEndpoint;
+    process.env.IDENTITY_HEADER = vault.identityHeader;
+  });
+  afterAll(async () => {
+    for (const k of ENV) {
+      if (saved[k] === undefined) {
+        delete process.env[k];
+      } else {
+        process.env[k] = saved[k];
+      }
+    }
+    jest.restoreAllMocks();
+    await vault?.close();
+  });
+
+  it("reads it at program time with the Key Vault SDK and passes it on as a secret", async () => {
+    // The component's own read, with the loopback vault's certificate trusted (nothing else changed).
+    const real = azureKeyVaultKey.azureKeyVaultSecret;
+    const read = jest.spyOn(azureKeyVaultKey, "azureKeyVaultSecret").mockImplementation((ref) =>
+      real(ref, {
+        clientOptions: { tlsOptions: { ca: vault.ca }, disableChallengeResourceVerification: true },
+      }),
+    );
+    const mlflow = new MlflowServer("kv", {
+      mode: "remote",
+      remote: {
+        host: "10.0.0.7",
+        user: "deploy",
+        hostKey: HOST_KEY,
+        azureKeyVault: { vaultUrl: vault.vaultUrl, name: "mlflow-host-key" },
+      },
+    });
+    await value(mlflow.trackingUri);
+    await settle();
+    expect(read).toHaveBeenCalledWith({ vaultUrl: vault.vaultUrl, name: "mlflow-host-key" });
+    expect(vault.requests.filter((r) => r.authorized).map((r) => r.path)).toEqual([
+      "/secrets/mlflow-host-key/",
+    ]);
+    expect(named("kv-host").connection).toEqual({
+      [SECRET_SIG]: SECRET_VALUE,
+      value: {
+        host: "10.0.0.7",
+        port: 22,
+        user: "deploy",
+        privateKey: AZURE_KEY,
+        hostKey: HOST_KEY,
+      },
+    });
+    expect(named("kv-server").connection[SECRET_SIG]).toBe(SECRET_VALUE);
+  });
+
+  it("is config: privateKeyAzureSecret, alone", () => {
+    const kv = { vaultUrl: "https://ops-kv.vault.azure.net", name: "mlflow-host-key" };
+    const cfg = parseStackConfig(
+      {
+        mlflow: {
+          mode: "remote",
+          deployMode: "remote",
+          remote: remote({ privateKeyFile: undefined, privateKeyAzureSecret: kv }),
+        },
+      },
+      ctx,
+    );
+    expect(cfg.mlflow.remote?.privateKeyAzureSecret).toEqual(kv);
+    expect(cfg.remoteKey?.privateKey).toBeUndefined();
+    expect(
+      parse({
+        mlflow: {
+          mode: "remote",
+          deployMode: "remote",
+          remote: remote({ privateKeyAzureSecret: kv, privateKeyAwsSecret: "prod/ssh-key" }),
+        },
+      }),
+    ).toThrow(
+      new Error(
+        invalid(
+          'model-serving:mlflow.remote.privateKeyAzureSecret: cannot be combined with privateKeyFile or privateKeyAwsSecret; keep one (got "https://ops-kv.vault.azure.net mlflow-host-key")',
+        ),
+      ),
+    );
+    expect(
+      parse({
+        mlflow: {
+          mode: "remote",
+          deployMode: "remote",
+          remote: remote({
+            privateKeyFile: undefined,
+            privateKeyAzureSecret: { vaultUrl: "http://ops-kv.vault.azure.net", name: "k_1" },
+          }),
+        },
+      }),
+    ).toThrow(
+      new Error(
+        invalid(
+          'model-serving:mlflow.remote.privateKeyAzureSecret.vaultUrl: must be the vault\'s https:// URL (got "http://ops-kv.vault.azure.net")',
+          'model-serving:mlflow.remote.privateKeyAzureSecret.name: must be a Key Vault secret name (letters, digits, -) (got "k_1")',
         ),
       ),
     );

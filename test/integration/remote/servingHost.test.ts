@@ -16,6 +16,7 @@ import {
 } from "../../../providers/remote/mlflowServerCore";
 import { provisionHost } from "../../../providers/remote/provision";
 import { DEFAULT_LAYOUT } from "../../../providers/remote/provisionScript";
+import { shQuote } from "../../../providers/ssh/quote";
 import { demoModel, IRIS_ROW, missingMlflow, postJson, tempDir } from "../../support/env";
 import { startProvisionedSshHost, snapshotProvisioning } from "../../support/provisionedHost";
 import { missingSshHost, SshTestHost } from "../../support/sshHost";
@@ -24,7 +25,9 @@ import { missingSshHost, SshTestHost } from "../../support/sshHost";
  * Deploy mode `remote`: versions registered in the remote MLflow (from here, with the project's own
  * registration code) served by `mlflow models serve` on the test host over SSH, through the same
  * deployment core as mode `local`: ports from the range start, /ping, read, a new version on the same
- * URL, a broken version rolled back, delete leaving no process and no listener.
+ * URL, a broken version rolled back, delete leaving no process and no listener. Then, on the same
+ * host and data, MLflow restarted with basic auth and a model server fetching its version with the
+ * stack's credentials.
  */
 const skip = missingSshHost() ?? missingMlflow();
 const describeSsh = skip ? describe.skip : describe;
@@ -174,5 +177,99 @@ describeSsh("deploy mode remote on the test host", () => {
       fs.rmSync(work, { recursive: true, force: true });
     },
     20 * 60_000,
+  );
+
+  test(
+    "MLflow basic auth: the admin from the ini, 401 without credentials, a model server authenticating, no password on a command line or in MLflow's environment",
+    async () => {
+      const password = "Remote-Adm1n%pass'word";
+      const auth = { username: "admin", password };
+      // The same server, data and port, now with MLflow's basic-auth app (an update turns it on).
+      await deleteRemoteMlflowServer(mlflow);
+      const t = Date.now();
+      mlflow = await createRemoteMlflowServer({
+        ...mlflow,
+        basicAuth: true,
+        auth,
+      });
+      process.stderr.write(`remote MLflow restarted with basic auth in ${Date.now() - t} ms\n`);
+      const api = `${mlflow.trackingUri}/api/2.0/mlflow/registered-models/get?name=iris`;
+      expect((await fetch(api)).status).toBe(401);
+      const basic = `Basic ${Buffer.from(`admin:${password}`).toString("base64")}`;
+      expect((await fetch(api, { headers: { authorization: basic } })).status).toBe(200);
+      const files = await host.inspect(
+        "stat -c '%a %U %n' /opt/model-serving/basic_auth.ini /opt/model-serving/auth.env",
+      );
+      expect(files.stdout).toBe(
+        "600 mlflow /opt/model-serving/basic_auth.ini\n600 mlflow /opt/model-serving/auth.env\n",
+      );
+      const ps = await host.inspect("ps -eo args | grep '[m]lflow server' | head -1");
+      expect(ps.stdout).toContain("--app-name basic-auth");
+
+      // Another password for the same admin is refused, naming the user store.
+      await expect(
+        createRemoteMlflowServer({
+          ...mlflow,
+          auth: { username: "admin", password: "Another-Pa55word" },
+        }),
+      ).rejects.toThrow(
+        `MLflow on deploy@127.0.0.1:${host.sshPort} (port ${host.ports[0]}) refuses the stack's credentials for "admin": its user store (/var/lib/model-serving/mlflow/basic_auth.db) has this admin with another password; set mlflowPassword back, or change the password through MLflow's user API first`,
+      );
+
+      // A model server fetches models:/iris/1 through the protected server with the credentials.
+      const args: DeploymentArgs = {
+        mode: "remote",
+        modelUri: "models:/iris/1",
+        trackingUri: mlflow.trackingUri,
+        auth,
+        host: "0.0.0.0",
+        portRangeStart: host.ports[1],
+        mlflowBin: "/opt/model-serving/venv/bin/mlflow",
+        runDir: "/opt/model-serving/run",
+        startTimeoutSeconds: 240,
+        owner: "organization/model-serving/test/iris-auth",
+        remote: {
+          connection: host.sudoUser,
+          layout: DEFAULT_LAYOUT,
+          publicHost: "127.0.0.1",
+          hostTrackingUri: `http://127.0.0.1:${host.ports[0]}`,
+        },
+      };
+      let state: DeploymentState | undefined;
+      try {
+        state = (await createDeployment(args)).outs;
+        expect(await postJson(state.url, IRIS_ROW)).toEqual({
+          status: 200,
+          body: { predictions: [0] },
+        });
+        // The credentials file is gone once the server started; the password is on no command line
+        // and in no environment but the model server's own (MLflow reads it there to fetch the model).
+        expect(
+          (await host.inspect(`ls /opt/model-serving/run/model-servers/${state.servedPort}`))
+            .stdout,
+        ).not.toContain("credentials.env");
+        // Read as the service user: root in the container lacks CAP_SYS_PTRACE, so it cannot read
+        // another user's /proc/<pid>/environ (and would find nothing there).
+        const scan = `for p in /proc/[0-9]*; do if tr '\\0' '\\n' < $p/cmdline 2>/dev/null | grep -q '[A]dm1n%pass'; then echo "cmdline $(basename $p)"; fi; if tr '\\0' '\\n' < $p/environ 2>/dev/null | grep -q '[A]dm1n%pass'; then echo "environ $(basename $p)"; fi; done 2>/dev/null`;
+        const holders = await host.inspect(`runuser -u mlflow -- sh -c ${shQuote(scan)}`);
+        const serverPids = (await host.inspect(`pgrep -g ${state.pgid} | tr '\\n' ' '`)).stdout
+          .trim()
+          .split(" ");
+        const lines = holders.stdout
+          .trim()
+          .split("\n")
+          .filter((l) => l !== "");
+        expect(lines.filter((l) => l.startsWith("cmdline"))).toEqual([]);
+        expect(lines.length).toBeGreaterThan(0);
+        for (const l of lines) {
+          expect(serverPids).toContain(l.split(" ")[1]);
+        }
+      } finally {
+        if (state) {
+          await deleteDeployment(state);
+        }
+      }
+    },
+    15 * 60_000,
   );
 });
