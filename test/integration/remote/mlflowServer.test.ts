@@ -195,10 +195,14 @@ describeSsh("the remote MLflow server on the test host", () => {
       expect(ps.stdout).toContain(
         "--backend-store-uri postgresql+psycopg2://dsnuser@127.0.0.1:5432/dsndb",
       );
-      const leaks = await host.inspect(
-        "cat /proc/[0-9]*/environ /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' '\\n' | grep -c '[D]sn-Pa55' || true",
-      );
-      expect(leaks.stdout.trim()).toBe("0");
+      // Scanned as the service user: root in the test host lacks CAP_SYS_PTRACE and reads no other
+      // user's environ. The server's own PGPASSFILE shows the scan does read the server's environment.
+      const scan = (pattern: string) =>
+        host.inspect(
+          `runuser -u mlflow -- sh -c "cat /proc/[0-9]*/environ /proc/[0-9]*/cmdline 2>/dev/null | tr '\\\\0' '\\\\n' | grep -c '${pattern}' || true"`,
+        );
+      expect(Number((await scan("^PGPASSFILE=")).stdout.trim())).toBeGreaterThanOrEqual(1);
+      expect((await scan("[D]sn-Pa55")).stdout.trim()).toBe("0");
       expect((await host.inspect("stat -c '%a %U' /opt/model-serving/pgpass")).stdout).toBe(
         "600 mlflow\n",
       );
