@@ -17,6 +17,7 @@ import email
 import email.policy
 import json
 import os
+import signal
 import socket
 import ssl
 import subprocess
@@ -61,6 +62,16 @@ def wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 60)
     raise TimeoutError(f"{what} not listening on 127.0.0.1:{port} after {timeout} s")
 
 
+def stop_server(proc: "subprocess.Popen[bytes]") -> None:
+    """SIGTERM, then SIGKILL after 10 s: Azurite's graceful shutdown can outlast a test's teardown."""
+    kill_group(proc.pid)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        kill_group(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
 @pytest.fixture(scope="module")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict[str, Any]]:
     try:
@@ -79,8 +90,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict[str, An
         }  # fmt: skip
         yield {"port": port, "env": env, "start_seconds": seconds}
     finally:
-        kill_group(proc.pid)
-        proc.wait(timeout=30)
+        stop_server(proc)
         log.close()
 
 
@@ -100,8 +110,7 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict[str, Any]
                       f"BlobEndpoint=http://127.0.0.1:{port}/{AZURITE_ACCOUNT};")  # fmt: skip
         yield {"port": port, "env": {"AZURE_STORAGE_CONNECTION_STRING": connection}, "start_seconds": seconds}
     finally:
-        kill_group(proc.pid)
-        proc.wait(timeout=30)
+        stop_server(proc)
         log.close()
 
 
