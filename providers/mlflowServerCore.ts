@@ -2,6 +2,7 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import { diffByKeys } from "./diffKeys";
+import { basicAuthIniText } from "./mlflow/basicAuthIni";
 import { createMlflowClient } from "./mlflow/client";
 import * as proc from "./process";
 import { passEnvProblem, serverEnvironment } from "./process/env";
@@ -81,24 +82,13 @@ export function serverCommand(args: MlflowServerArgs): string[] {
   return cmd;
 }
 
-/** MLflow's basic-auth settings, written 0600 into the data directory. MLflow reads them with Python's
- * configparser, whose interpolation treats `%` as special: every value escapes it (`%%`). MLflow reads
- * `admin_password` only when it creates the admin user (the first start with basic auth on this data
- * directory); a later password change goes through MLflow's user API (rotateAdminPassword). */
+/** MLflow's basic-auth settings for a server here (providers/mlflow/basicAuthIni.ts), its user store
+ * in the data directory; written 0600 there. A later password change goes through rotateAdminPassword. */
 export function basicAuthIni(
   dataDir: string,
   auth: { username: string; password: string },
 ): string {
-  const value = (v: string) => v.replace(/%/g, "%%");
-  return [
-    "[mlflow]",
-    "default_permission = READ",
-    `database_uri = ${value(`sqlite:///${path.join(path.resolve(dataDir), "basic_auth.db")}`)}`,
-    `admin_username = ${value(auth.username)}`,
-    `admin_password = ${value(auth.password)}`,
-    "authorization_function = mlflow.server.auth:authenticate_request_basic_auth",
-    "",
-  ].join("\n");
+  return basicAuthIniText(path.join(path.resolve(dataDir), "basic_auth.db"), auth);
 }
 
 /** Writes basicAuthIni to `<dataDir>/basic_auth.ini` (0600, also when it existed) and returns its path. */

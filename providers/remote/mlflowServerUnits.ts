@@ -1,3 +1,4 @@
+import { basicAuthIniText } from "../mlflow/basicAuthIni";
 import { shJoin, shQuote } from "../ssh/quote";
 import { HostLayout, venvDir } from "./provisionScript";
 
@@ -112,7 +113,7 @@ export function serverArgv(spec: RemoteServerSpec): string[] {
 }
 
 /**
- * MLflow's basic-auth ini (read with configparser: `%` escaped as `%%`): its user store in the data
+ * MLflow's basic-auth ini (providers/mlflow/basicAuthIni.ts): its user store in the host's data
  * directory, and the admin MLflow creates on its first start with basic auth (admin_password is read
  * only then; another password later is refused, see the core).
  */
@@ -120,16 +121,7 @@ export function basicAuthIni(
   layout: HostLayout,
   auth: { username: string; password: string },
 ): string {
-  const value = (v: string) => v.replace(/%/g, "%%");
-  return [
-    "[mlflow]",
-    "default_permission = READ",
-    `database_uri = ${value(`sqlite:///${layout.dataDir}/basic_auth.db`)}`,
-    `admin_username = ${value(auth.username)}`,
-    `admin_password = ${value(auth.password)}`,
-    "authorization_function = mlflow.server.auth:authenticate_request_basic_auth",
-    "",
-  ].join("\n");
+  return basicAuthIniText(`${layout.dataDir}/basic_auth.db`, auth);
 }
 
 /** Makes the basic-auth app's CSRF key once (random, 0600, the service user's), kept across restarts. */
