@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import type * as core from "./mlflowServerCore";
-import { assertProviderCodeCurrent, providerCode } from "./providerCode";
+import { assertProviderCodeCurrent, providerCode, withProviderKept } from "./providerCode";
 
 // Thin dynamic resource over ./mlflowServerCore (see the contract there), loaded from the installed
 // provider code (./providerCode.ts). Progress lines go to the provider's stdout, which the engine shows
@@ -21,9 +21,14 @@ const localMlflowServerProvider: pulumi.dynamic.ResourceProvider = {
   },
   async update(id, olds, news) {
     const c = providerCode<Core>("providers/mlflowServerCore");
-    return {
-      outs: await c.updateMlflowServer(olds, news, (msg) => console.log(`mlflow: ${msg}`)),
-    };
+    try {
+      return {
+        outs: await c.updateMlflowServer(olds, news, (msg) => console.log(`mlflow: ${msg}`)),
+      };
+    } catch (err) {
+      // A rejected admin password leaves the new server running: partial state (see the core).
+      throw withProviderKept(err, news);
+    }
   },
   async read(id, props) {
     const c = providerCode<Core>("providers/mlflowServerCore");

@@ -26,6 +26,18 @@ export function providerCode<T>(core: string): T {
   }
 }
 
+/** A core's partial state (Pulumi's ErrorResourceInitFailed: the object exists, a later step failed)
+ * is recorded as the resource's outputs; the engine adds the serialized provider (`__provider`) only to
+ * the outputs of a success, so the partial state gets the inputs' own, or a later update or delete of
+ * the resource has no provider to run. Serialized into the state: captures nothing. */
+export function withProviderKept(err: unknown, inputs: Record<string, unknown>): unknown {
+  const e = err as { id?: unknown; properties?: Record<string, unknown> };
+  if (e && typeof e === "object" && e.id && e.properties) {
+    e.properties = { ...e.properties, __provider: inputs.__provider };
+  }
+  return err;
+}
+
 let checked = false;
 
 /** Throws when the installed provider code is missing or was built from other sources than the

@@ -1,20 +1,10 @@
 import * as pulumi from "@pulumi/pulumi";
 import type * as core from "./agent/workflowCore";
-import { assertProviderCodeCurrent, providerCode } from "./providerCode";
+import { assertProviderCodeCurrent, providerCode, withProviderKept } from "./providerCode";
 
 // Thin dynamic resource over ./agent/workflowCore (see the contract there), loaded from the installed
 // provider code (./providerCode.ts).
 type Core = typeof core;
-
-/** A partial state (the workflow exists, its run failed) keeps the serialized provider, so the
- * resource can still be updated and deleted. Serialized into the state: captures nothing. */
-function withProvider(err: unknown, inputs: Record<string, unknown>): unknown {
-  const e = err as { properties?: Record<string, unknown> };
-  if (e && typeof e === "object" && e.properties) {
-    e.properties = { ...e.properties, __provider: inputs.__provider };
-  }
-  return err;
-}
 
 const scoreWorkflowProvider: pulumi.dynamic.ResourceProvider = {
   async check(olds, news) {
@@ -32,7 +22,7 @@ const scoreWorkflowProvider: pulumi.dynamic.ResourceProvider = {
       const outs = await c.putWorkflow(inputs, undefined, (msg) => console.log(`agent: ${msg}`));
       return { id: outs.workflowId, outs };
     } catch (err) {
-      throw withProvider(err, inputs);
+      throw withProviderKept(err, inputs);
     }
   },
   async update(id, olds, news) {
@@ -42,7 +32,7 @@ const scoreWorkflowProvider: pulumi.dynamic.ResourceProvider = {
         outs: await c.updateScoreWorkflow(olds, news, (msg) => console.log(`agent: ${msg}`)),
       };
     } catch (err) {
-      throw withProvider(err, news);
+      throw withProviderKept(err, news);
     }
   },
   async read(id, props) {

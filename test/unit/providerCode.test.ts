@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as fs from "fs";
 import * as path from "path";
-import { providerCode } from "../../providers/providerCode";
+import { providerCode, withProviderKept } from "../../providers/providerCode";
 import { repoRoot, tempDir } from "../support/env";
 
 // The dynamic providers' serialized methods (stored in the state, inputs and outputs of every resource)
@@ -225,5 +225,25 @@ describe("the provider code package", () => {
         "(providers,config/modelSource.ts,config/serverEnv.ts)",
     );
     fs.rmSync(root, { recursive: true, force: true });
+  });
+});
+
+describe("withProviderKept", () => {
+  test("a partial state gets the inputs' serialized provider; other errors are left as they are", () => {
+    const inputs = { __provider: "exports.handler = ...", name: "x" };
+    const partial = Object.assign(new Error("run failed"), {
+      id: "wf",
+      properties: { name: "x", lastExecutionStatus: "failed" },
+      reasons: ["run failed"],
+    });
+    expect(withProviderKept(partial, inputs)).toBe(partial);
+    expect(partial.properties).toEqual({
+      name: "x",
+      lastExecutionStatus: "failed",
+      __provider: "exports.handler = ...",
+    });
+    const plain = new Error("refused");
+    expect(withProviderKept(plain, inputs)).toBe(plain);
+    expect(plain).not.toHaveProperty("properties");
   });
 });
