@@ -10,8 +10,8 @@ import { Row } from "./stats";
 /**
  * Pair AG, deploy mode `agent`:
  * - requests/s and p50 through the agent's front vs a bare `mlflow models serve` of the same model with
- *   its defaults, same client and concurrency (8 and 16): agent/bench/throughput.py, one run each
- *   (each run starts both servers: ~1 min);
+ *   its defaults, same client and concurrency (8 and 16): agent/bench/throughput.py, one run per
+ *   round (each run starts both servers: ~1 min);
  * - a cold `up` of a stack with 10 served models vs 1 with the agent (mlflow.agent.backend shared), and
  *   the PSS of the agent and its backends after each `up`.
  */
@@ -109,22 +109,28 @@ async function agentStackUp(
 export async function agentPair(opts: BenchOptions, backend: string): Promise<Row[]> {
   const rows: Row[] = [];
   for (const c of [8, 16]) {
-    log(`AG throughput at concurrency ${c}`);
-    const t = await throughput(c, opts.loadSeconds);
+    const front: Throughput[] = [];
+    const bare: Throughput[] = [];
+    for (let r = 0; r < opts.rounds; r++) {
+      log(`AG throughput at concurrency ${c}, round ${r + 1}/${opts.rounds}`);
+      const t = await throughput(c, opts.loadSeconds);
+      front.push(t.front);
+      bare.push(t.bare);
+    }
     rows.push({
       pair: "AG",
       metric: `req/s at concurrency ${c}, agent front vs bare mlflow models serve`,
       unit: "req/s",
-      a: { label: "front", samples: [t.front.requests_per_second] },
-      b: { label: "bare", samples: [t.bare.requests_per_second] },
+      a: { label: "front", samples: front.map((t) => t.requests_per_second) },
+      b: { label: "bare", samples: bare.map((t) => t.requests_per_second) },
       better: "higher",
     });
     rows.push({
       pair: "AG",
       metric: `p50 at concurrency ${c}, agent front vs bare`,
       unit: "ms",
-      a: { label: "front", samples: [t.front.p50_ms] },
-      b: { label: "bare", samples: [t.bare.p50_ms] },
+      a: { label: "front", samples: front.map((t) => t.p50_ms) },
+      b: { label: "bare", samples: bare.map((t) => t.p50_ms) },
       better: "lower",
     });
   }

@@ -45,8 +45,13 @@ export function seconds(ms: number): number {
 /** Fails loudly with the tail of the output when a measured command did not succeed. */
 export function ok(what: string, r: CliResult): CliResult {
   if (r.code !== 0) {
-    const tail = `${r.stdout}\n${r.stderr}`.trim().split("\n").slice(-25).join("\n");
-    throw new Error(`${what} failed (exit ${r.code ?? r.signal}):\n${tail}`);
+    const lines = `${r.stdout}\n${r.stderr}`.trim().split("\n");
+    // The engine's diagnostics (which resource failed and why) come before the summary at the end.
+    const errors = lines.filter((l) => /error:/i.test(l)).slice(0, 20);
+    const tail = lines.slice(-25);
+    throw new Error(
+      `${what} failed (exit ${r.code ?? r.signal}):\n${[...errors, "...", ...tail].join("\n")}`,
+    );
   }
   return r;
 }

@@ -105,6 +105,8 @@ def main() -> int:
             headers={"Authorization": f"Bearer {TOKEN}"},
             timeout=300,
         ).json()
+        if "backend" not in deployed:
+            raise RuntimeError(f"the agent did not deploy the model: {json.dumps(deployed)[:2000]}")
         procs.append(deployed["backend"]["pid"])
         wait_http(f"http://127.0.0.1:{bare_port}/ping", 120)
         results = {}

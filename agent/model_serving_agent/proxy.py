@@ -33,8 +33,8 @@ async def forward(
     try:
         body = await request.read()
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
-        # One retry when the connection broke before any answer: the backend may close an idle pooled
-        # connection at the moment it is reused. Scoring has no side effects, so resending is safe.
+        # One retry when the connection broke before any answer (a backend worker that died and is being
+        # replaced by uvicorn, say). Scoring has no side effects, so resending is safe.
         for attempt in (1, 2):
             try:
                 async with session.request(
