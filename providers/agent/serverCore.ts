@@ -17,12 +17,14 @@ import { serverEnvironment } from "../process/env";
  *   backend settings or token. The deadline for /health is only recorded.
  * - create: writes `<dataDir>/agent.json` (no secret in it) and `<dataDir>/token` (0600, from the
  *   secret `token` input), reserves the API port machine-wide (kind "mlops-agent", crash-safe like
- *   the MLflow server: a killed `up`'s agent is adopted or stopped), starts the agent in its own
- *   process group with the allow-listed environment (no token in argv or environment) and waits until
- *   /health says ok (every model of its state file serves again) or degraded (a warning).
- * - read: the agent exists while the process we started (pid + start identity) runs. A dead agent is
- *   gone, so refresh + up starts it again on the same data directory: it adopts the backends that
- *   outlived it, on the same front ports, before /health says ok.
+ *   the MLflow server: a killed `up`'s agent is adopted or stopped), starts the agent's supervisor in
+ *   its own process group with the allow-listed environment (no token in argv or environment) and
+ *   waits until /health says ok (every model of its state file serves again) or degraded (a warning).
+ *   The supervisor starts the agent again when it dies (a kill -9 or a crash): the new agent adopts
+ *   the backends, so the fronts are back in seconds with no `up`.
+ * - read: the agent exists while the supervisor we started (pid + start identity) runs. A dead one is
+ *   gone (its agent dies with it), so refresh + up starts it again on the same data directory: the
+ *   agent adopts the backends that outlived it, on the same front ports, before /health says ok.
  * - delete: stops the agent, then every process that carries this agent's marker in its environment
  *   (its backends, which run in their own sessions so they outlive an agent restart by design), checks
  *   the API port is released, and removes the token and state files: nothing of it keeps running.
@@ -91,10 +93,14 @@ export function agentConfig(args: AgentServerArgs): Record<string, unknown> {
   };
 }
 
+/**
+ * The agent under its supervisor (agent/model_serving_agent/supervise.py), which starts it again when
+ * it dies: there is no systemd to do it for an agent started here.
+ */
 export function agentCommand(args: AgentServerArgs): string[] {
   return [
     "-m",
-    "model_serving_agent",
+    "model_serving_agent.supervise",
     "--config",
     path.join(path.resolve(args.dataDir), "agent.json"),
   ];

@@ -15,8 +15,9 @@ import { demoModel, IRIS_ROW, reservePortBlock, tempDir, venvPython } from "../s
 
 // Deploy mode `agent` end to end on the real engine: the stack starts MLflow and the MLOps agent here,
 // the agent serves the model behind its stable front URL. A registration bump switches versions under
-// a constant load with zero failed requests; a kill -9 of the agent is repaired by refresh + up on the
-// same URL with the same version (its backend adopted, not restarted); destroy leaves nothing running;
+// a constant load with zero failed requests; a kill -9 of the agent is repaired by its supervisor,
+// and a kill -9 of the supervisor by refresh + up, on the same URL with the same version (its backend
+// adopted, not restarted); destroy leaves nothing running;
 // the agent token is never in plaintext in the checkpoint, the outputs, the logs or the agent's
 // environment. Score workflows on the same stack: the output's cookie-style curl triggers a run that
 // writes the 150 scored iris rows with the served model's predictions, the bearer curl and the Python
@@ -126,6 +127,38 @@ function agentCall(
 }
 
 const agentGet = (apiUrl: string, path: string) => agentCall("GET", apiUrl, path);
+
+/** The agent process its supervisor runs (the LocalAgent's pid is the supervisor's). */
+function agentChild(supervisor: number, required = true): number {
+  let children: number[] = [];
+  try {
+    children = fs
+      .readFileSync(`/proc/${supervisor}/task/${supervisor}/children`, "utf8")
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    // the supervisor is gone
+  }
+  if (required && children.length !== 1) {
+    throw new Error(`supervisor ${supervisor} runs ${children.length} agents, not 1`);
+  }
+  return children[0] ?? 0;
+}
+
+async function waitFor<T>(probe: () => Promise<T>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe().catch(() => undefined);
+    if (value) {
+      return value;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`not within ${timeoutMs / 1000} s`);
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
 
 interface WorkflowOutput {
   workflowId: string;
@@ -346,11 +379,29 @@ describeEngine("deploy mode agent on the real engine", () => {
       (await agentGet(apiUrl, `/api/v1/workflow/executions/${onUp2.lastExecutionId}`)).body,
     ).toMatchObject({ model_uri: "models:/iris/2", status: "succeeded" });
 
-    // 3. kill -9 the agent: its front goes down; refresh + up brings it back on the same URL with
-    // the same version, the backend adopted (same pid), not restarted.
+    // 3a. kill -9 the agent: its supervisor starts it again, which adopts the backend, so the front
+    // is back on the same URL with the same version and no `up`; refresh sees the same supervisor.
+    const supervised = agentState();
+    const firstAgent = agentChild(supervised.pid as number);
+    process.kill(firstAgent, "SIGKILL");
+    const backAt = Date.now();
+    const back = await waitFor(async () => {
+      const child = agentChild(supervised.pid as number, false);
+      return child && child !== firstAgent && (await score(first.url)).status === 200 ? child : 0;
+    }, 120_000);
+    console.log(
+      `agent e2e: kill -9 of the agent, serving again in ${(Date.now() - backAt) / 1000} s`,
+    );
+    expect(await score(first.url)).toEqual({ status: 200, uri: "models:/iris/2" });
+    expect((await agentGet(apiUrl, "/models/iris")).body.backend.pid).toBe(before.body.backend.pid);
+    await engine.stack.refresh(engine.opts());
+    expect(agentState().pid).toBe(supervised.pid);
+
+    // 3b. kill -9 the supervisor: its agent goes with it and the front goes down; refresh + up brings
+    // it back on the same URL with the same version, the backend adopted (same pid), not restarted.
     const killed = agentState();
-    process.kill(killed.pid, "SIGKILL");
-    while (processGroupAlive(killed.pgid)) {
+    process.kill(killed.pid as number, "SIGKILL");
+    while (processGroupAlive(killed.pgid) || fs.existsSync(`/proc/${back}`)) {
       await new Promise((r) => setTimeout(r, 100));
     }
     expect((await score(first.url)).status).toBe(0);
@@ -375,7 +426,7 @@ describeEngine("deploy mode agent on the real engine", () => {
     expect(outputs.code).toBe(0);
     expect(outputs.stdout).not.toContain(TOKEN);
     expect(engine.logs.join("\n")).not.toContain(TOKEN);
-    for (const pid of [revived.pid, after.body.backend.pid]) {
+    for (const pid of [revived.pid, agentChild(revived.pid as number), after.body.backend.pid]) {
       expect(fs.readFileSync(`/proc/${pid}/environ`, "utf8")).not.toContain(TOKEN);
       expect(fs.readFileSync(`/proc/${pid}/cmdline`, "utf8")).not.toContain(TOKEN);
     }
