@@ -11,5 +11,13 @@ config_file="$(prepare_stack dev)"
 # it when its holder was a `pulumi` of this machine that no longer runs; a live lock, or another
 # machine's, stops here saying what to do (scripts/stale-lock.js).
 node scripts/stale-lock.js dev
+# Deploy mode `agent` needs the agent's token as secret config: made here the first time, from the
+# CSPRNG, and handed to Pulumi on stdin (never a command line), encrypted into the machine's copy.
+if grep -q '^ *deployMode: agent' "$config_file" &&
+  ! pulumi config get agentToken --stack dev --config-file "$config_file" >/dev/null 2>&1; then
+  node -e 'process.stdout.write(require("crypto").randomBytes(24).toString("hex"))' |
+    pulumi config set --secret agentToken --stack dev --config-file "$config_file" >/dev/null
+  echo "[up] set a new agent token (secret config agentToken of the dev stack on this machine)"
+fi
 pulumi up --yes --refresh --non-interactive --stack dev --config-file "$config_file"
 pulumi stack output endpoints --json --stack dev | node scripts/score.js

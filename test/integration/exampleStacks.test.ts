@@ -26,8 +26,8 @@ function stackConfig(file: string): Record<string, unknown> {
 }
 
 describeReal("example stack files", () => {
+  // Pulumi.dev.yaml and the agent, remote and platform stacks: their own cases below.
   it.each([
-    "Pulumi.dev.yaml",
     "Pulumi.sagemaker.yaml",
     "Pulumi.azureml.yaml",
     "Pulumi.docker.yaml",
@@ -92,13 +92,19 @@ describeReal("example stack files", () => {
     ]);
   });
 
-  it("dev is the embedded local case: iris with alias champion, served", () => {
+  it("dev is the embedded case on the production path: iris with alias champion, served by the agent", () => {
     const config = stackConfig("Pulumi.dev.yaml");
     const parsed = parseStackConfig(
-      { mlflow: config["model-serving:mlflow"], models: config["model-serving:models"] },
+      {
+        mlflow: config["model-serving:mlflow"],
+        models: config["model-serving:models"],
+        // What scripts/up.sh sets the first time.
+        agentToken: { value: "0123456789abcdef0123456789abcdef0123456789abcdef", secret: true },
+      },
       { projectDir: repoRoot, stack: "dev" },
     );
-    expect(parsed.mlflow).toMatchObject({ mode: "local", port: 5000, deployMode: "local" });
+    expect(parsed.mlflow).toMatchObject({ mode: "local", port: 5000, deployMode: "agent" });
+    expect(parsed.agent).toMatchObject({ mode: "local", port: 5100 });
     expect(parsed.models[0]).toMatchObject({
       aliases: ["champion"],
       serve: { host: "127.0.0.1" },
