@@ -41,7 +41,9 @@ async def serve(config: AgentConfig, token: str) -> None:
     # One connection per forwarded request (force_close): a backend's uvicorn workers share one listening
     # socket, and the kernel hands a new connection to a worker waiting in accept(), i.e. an idle one.
     # Pooled keep-alive connections stay pinned to whichever worker accepted them first, so one worker
-    # did most of the work (0.95x a bare server at concurrency 8; 1.76x with this, 2 cores).
+    # did most of the work (0.95x a bare server at concurrency 8; 1.76x with this, 2 cores). Backends are
+    # on loopback, where Linux reuses TIME_WAIT ports for new connections (tcp_tw_reuse=2, the default),
+    # so the request rate is not bounded by the ephemeral port range.
     connector = aiohttp.TCPConnector(limit=0, force_close=True)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as session:
         manager = Manager(config=config, session=session)
