@@ -87,17 +87,30 @@ const agent =
         startTimeoutSeconds: agentCfg.startTimeoutSeconds,
         ...(agentCfg.mode === "existing"
           ? { mode: "existing", url: agentCfg.url }
-          : {
-              mode: "local",
-              host: agentCfg.host,
-              port: agentCfg.port,
-              frontPorts: agentCfg.frontPorts,
-              backendPorts: agentCfg.backendPorts,
-              backendWorkers: agentCfg.backendWorkers,
-              python: path.join(path.dirname(cfg.mlflowBin), "python"),
-              dataDir: path.join(cfg.runDir, "agent"),
-              trackingUri: mlflow.trackingUri,
-            }),
+          : agentCfg.mode === "remote"
+            ? {
+                // Installed on the remote MLflow host over SSH, binding its bindHost.
+                mode: "remote",
+                host: remote?.bindHost,
+                publicHost: remote?.publicHost ?? remote?.host,
+                port: agentCfg.port,
+                frontPorts: agentCfg.frontPorts,
+                backendPorts: agentCfg.backendPorts,
+                backendWorkers: agentCfg.backendWorkers,
+                remote: mlflow.remote,
+                provisioned: mlflow.remoteProvisioned,
+              }
+            : {
+                mode: "local",
+                host: agentCfg.host,
+                port: agentCfg.port,
+                frontPorts: agentCfg.frontPorts,
+                backendPorts: agentCfg.backendPorts,
+                backendWorkers: agentCfg.backendWorkers,
+                python: path.join(path.dirname(cfg.mlflowBin), "python"),
+                dataDir: path.join(cfg.runDir, "agent"),
+                trackingUri: mlflow.trackingUri,
+              }),
       });
 
 const models = cfg.models.map((m) => {
@@ -106,6 +119,7 @@ const models = cfg.models.map((m) => {
     agentUrl: agent!.url,
     token: agent!.token,
     agentInstance: agent!.instance,
+    ...(agentCfg!.mode === "remote" ? { publicHost: agent!.publicHost } : {}),
     frontPort: serve.port,
     startTimeoutSeconds: agent!.startTimeoutSeconds,
     // A model with a challenger keeps its own backends.

@@ -67,6 +67,8 @@ export class MlflowServer extends pulumi.ComponentResource {
   public readonly registryId: pulumi.Output<string>;
   /** Mode remote: the SSH connection and layout for deploy mode remote (secret); else undefined. */
   public readonly remote: pulumi.Output<RemoteServingArgs | undefined>;
+  /** Mode remote: the host's provisioning hash (a new venv); else undefined. */
+  public readonly remoteProvisioned: pulumi.Output<string | undefined>;
 
   constructor(name: string, args: MlflowServerArgs, opts?: pulumi.ComponentResourceOptions) {
     super("modelserving:mlflow:MlflowServer", name, {}, opts);
@@ -94,6 +96,7 @@ export class MlflowServer extends pulumi.ComponentResource {
           );
     this.auth = auth ?? pulumi.output(undefined);
     this.remote = pulumi.output(undefined);
+    this.remoteProvisioned = pulumi.output(undefined);
 
     if (args.mode === "local") {
       const host = args.host ?? "127.0.0.1";
@@ -129,6 +132,7 @@ export class MlflowServer extends pulumi.ComponentResource {
       this.trackingUri = host.trackingUri;
       this.registryId = host.registryId;
       this.remote = host.serving;
+      this.remoteProvisioned = host.provisioned;
     } else {
       this.trackingUri = pulumi.output(args.trackingUri);
       this.registryId = this.trackingUri.apply((u) => u.replace(/\/+$/, ""));
@@ -138,6 +142,7 @@ export class MlflowServer extends pulumi.ComponentResource {
       auth: this.auth,
       registryId: this.registryId,
       remote: this.remote,
+      remoteProvisioned: this.remoteProvisioned,
     });
   }
 }

@@ -50,6 +50,8 @@ export interface AgentServingArgs {
   readonly startTimeoutSeconds?: pulumi.Input<number>;
   /** `shared`: the model joins the agent's multi-model worker (no challenger); default dedicated. */
   readonly backend?: "dedicated" | "shared";
+  /** The host name of the front URLs, for an agent on a remote host (MlflowAgent.publicHost). */
+  readonly publicHost?: pulumi.Input<string | undefined>;
   /** A second registered version behind the same front with `weight` of the requests. */
   readonly challenger?: {
     readonly registered: { readonly version: number } | { readonly alias: string };
@@ -210,6 +212,7 @@ function agentDeployment(
       backend: serve.backend,
       startTimeoutSeconds: serve.startTimeoutSeconds ?? 180,
       agentInstance: serve.agentInstance,
+      ...(serve.publicHost === undefined ? {} : { publicHost: serve.publicHost }),
     },
     { parent },
   );

@@ -96,6 +96,8 @@ export interface RemoteMlflowHost {
   registryId: pulumi.Output<string>;
   /** What deploy mode remote needs (secret: the connection has the key). */
   serving: pulumi.Output<RemoteServingArgs>;
+  /** The host's provisioning hash (a new one means a new venv). */
+  provisioned: pulumi.Output<string>;
 }
 
 /** Provisions the host and runs `mlflow server` there (children of `parent`, named `${name}-…`). */
@@ -218,5 +220,6 @@ export function remoteMlflowHost(
       .all([publicHost, port])
       .apply(([h, p]) => `remote:${h}:${p}${layout.dataDir}`),
     serving,
+    provisioned: provisioning.hash,
   };
 }

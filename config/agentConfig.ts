@@ -4,8 +4,9 @@ import { wholeNumber } from "./issues";
 /**
  * Deploy mode `agent`: the `mlflow.agent` block, the model entry's `challenger`, and the secret
  * `agentToken`, validated here; config/stackConfig.ts only plugs them in. Without `url` the stack
- * starts the agent on this machine (the embedded case); with `url` it uses a running agent and starts
- * nothing. The agent's own port rules (agent/model_serving_agent/config.py) are checked here too, so
+ * starts the agent on the MLflow host: on this machine (the embedded case), or, with mlflow.mode
+ * `remote`, installed over SSH on the remote host by its provisioning; with `url` it uses a running
+ * agent and starts nothing. The agent's own port rules (agent/model_serving_agent/config.py) are checked here too, so
  * a bad range fails before anything starts.
  */
 
@@ -109,8 +110,18 @@ export const AGENT_DEFAULTS = {
 
 export type AgentConfigInput = z.infer<typeof agentSchema>;
 
-/** The agent as the program uses it: `local` (started here) or `existing` (its url). */
+/** The agent as the program uses it: `local` (started here), `remote` (installed on the remote
+ * MLflow host, binding mlflow.remote.bindHost) or `existing` (its url). */
 export type AgentConfig =
+  | {
+      mode: "remote";
+      port: number;
+      frontPorts: AgentPortRange;
+      backendPorts: AgentPortRange;
+      backendWorkers?: number;
+      startTimeoutSeconds: number;
+      backend: AgentBackend;
+    }
   | {
       mode: "local";
       host: string;
@@ -125,11 +136,25 @@ export type AgentConfig =
 
 export type AgentBackend = "dedicated" | "shared";
 
-export function resolveAgent(a: AgentConfigInput | undefined): AgentConfig {
+export function resolveAgent(
+  a: AgentConfigInput | undefined,
+  mlflowMode: string = "local",
+): AgentConfig {
   const startTimeoutSeconds = a?.startTimeoutSeconds ?? 180;
   const backend = a?.backend ?? "dedicated";
   if (a?.url !== undefined) {
     return { mode: "existing", url: a.url.replace(/\/+$/, ""), startTimeoutSeconds, backend };
+  }
+  if (mlflowMode === "remote") {
+    return {
+      mode: "remote",
+      port: a?.port ?? AGENT_DEFAULTS.port,
+      frontPorts: a?.frontPorts ?? { ...AGENT_DEFAULTS.frontPorts },
+      backendPorts: a?.backendPorts ?? { ...AGENT_DEFAULTS.backendPorts },
+      backendWorkers: a?.backendWorkers,
+      startTimeoutSeconds,
+      backend,
+    };
   }
   return {
     mode: "local",

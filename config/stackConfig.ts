@@ -9,6 +9,7 @@ import {
   type CloudTargetsConfig,
 } from "./cloudTargets";
 import {
+  AGENT_DEFAULTS,
   agentSchema,
   agentTokenProblem,
   challengerSchema,
@@ -152,12 +153,28 @@ const mlflowSchema = z
         'is only used when mode is "existing"; the remote server\'s URI comes from remote.publicHost and port',
       );
     }
-    if (m.deployMode === "agent" && m.mode === "remote") {
-      custom(
-        ctx,
-        ["deployMode"],
-        'deploy mode "agent" is not available with mode "remote" yet (the remote provisioning does not install the agent); use deployMode "remote"',
-      );
+    // The agent the provisioning of mode remote installs on the MLflow host.
+    if (m.deployMode === "agent" && m.mode === "remote" && m.agent?.url === undefined) {
+      if (m.agent?.host !== undefined) {
+        custom(
+          ctx,
+          ["agent", "host"],
+          "only applies to an agent started here; on the remote host the agent binds mlflow.remote.bindHost",
+        );
+      }
+      if (m.agent?.port !== undefined && m.agent.port === m.port) {
+        custom(
+          ctx,
+          ["agent", "port"],
+          `is MLflow's port on the remote host (mlflow.port ${m.port}); choose another`,
+        );
+      } else if (m.agent?.port === undefined && m.port === AGENT_DEFAULTS.port) {
+        custom(
+          ctx,
+          ["port"],
+          `is the agent's default port on the remote host; set another mlflow.port or mlflow.agent.port`,
+        );
+      }
     }
     if (m.deployMode === "remote" && m.mode !== "remote") {
       custom(
@@ -286,7 +303,8 @@ const stackSchema = z
     );
     const mlflowPort = mlflowListenPort(s.mlflow);
     const fixed = new Map<number, number>();
-    const agent = s.mlflow.deployMode === "agent" ? resolveAgent(s.mlflow.agent) : undefined;
+    const agent =
+      s.mlflow.deployMode === "agent" ? resolveAgent(s.mlflow.agent, s.mlflow.mode) : undefined;
     s.models.forEach((m, i) => {
       if (m.challenger !== undefined && (agent === undefined || m.serve === false)) {
         custom(
@@ -308,7 +326,8 @@ const stackSchema = z
         return;
       }
       const p = m.serve.port;
-      const front = agent?.mode === "local" ? agent.frontPorts : undefined;
+      const front =
+        agent?.mode === "local" || agent?.mode === "remote" ? agent.frontPorts : undefined;
       if (front && (p < front.first || p > front.last)) {
         custom(
           ctx,
@@ -510,10 +529,21 @@ export function parseStackConfig(
   });
   // The local servers rely on POSIX process groups and signals (providers/process/identity.ts).
   const platform = ctx.platform ?? process.platform;
-  const agent = mlflow.deployMode === "agent" ? resolveAgent(mlflow.agent) : undefined;
+  const agent = mlflow.deployMode === "agent" ? resolveAgent(mlflow.agent, mlflow.mode) : undefined;
   const servedHere =
     resolved.some((m) => m.serve !== false) &&
     (mlflow.deployMode === "local" || agent?.mode === "local");
+  if (agent?.mode === "remote" && raw.mlflowPassword !== undefined) {
+    problems.push(
+      problem(
+        PREFIX,
+        ["mlflow", "deployMode"],
+        "the agent installed on the remote host does not hand MLflow credentials to its model servers yet; " +
+          'use deployMode "remote" with mlflowPassword, or MLflow without basic auth',
+        "agent",
+      ),
+    );
+  }
   if (agent?.mode === "local" && raw.mlflowPassword !== undefined) {
     problems.push(
       problem(

@@ -55,6 +55,8 @@ export interface AgentDeploymentArgs {
   startTimeoutSeconds: pulumi.Input<number>;
   /** The agent process (LocalAgent.instance): a restarted agent is asked again. */
   agentInstance?: pulumi.Input<string>;
+  /** The host name of the front URLs (an agent on a remote host; MlflowAgent.publicHost). */
+  publicHost?: pulumi.Input<string | undefined>;
 }
 
 /** A model served by the MLOps agent behind its stable front URL (id `<agentUrl>/models/<name>`). */

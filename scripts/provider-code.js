@@ -30,6 +30,7 @@ const ENTRIES = [
   "providers/agent/workflowCore",
   "providers/remote/hostProvisioningCore",
   "providers/remote/mlflowServerCore",
+  "providers/remote/agentCore",
 ];
 
 function sourceFiles(root) {

@@ -7,7 +7,7 @@ import { AgentError, createAgentClient } from "./client";
  *
  * Contract
  * - id: `<agentUrl>/models/<modelName>`.
- * - replace: another agent URL, model name or fixed front port (the stable URL changes).
+ * - replace: another agent URL, model name, fixed front port or public host (the stable URL changes).
  * - update in place = `PUT /models/<name>` again: a new model URI (the agent starts and verifies the new
  *   version, switches the front, drains the old one; the front URL stays), another challenger or
  *   weight, another sample, or another agent instance (a restarted agent: the PUT is idempotent and
@@ -44,6 +44,9 @@ export interface AgentDeploymentArgs {
   startTimeoutSeconds: number;
   /** Which agent process serves (its pid and start identity), so a restarted agent is PUT again. */
   agentInstance?: string;
+  /** The host name clients use for the agent's fronts (an agent on a remote host reports its bind
+   * address); by default the agent's own front URLs are kept. */
+  publicHost?: string;
 }
 
 export interface AgentDeploymentState extends AgentDeploymentArgs {
@@ -104,6 +107,16 @@ function client(args: Pick<AgentDeploymentArgs, "agentUrl" | "token" | "startTim
   });
 }
 
+/** The agent's URL with the host clients use (publicHost), or as the agent reported it. */
+export function withHost(url: string, publicHost: string | undefined): string {
+  if (publicHost === undefined || publicHost === null) {
+    return url;
+  }
+  const u = new URL(url);
+  u.hostname = publicHost.includes(":") ? `[${publicHost}]` : publicHost;
+  return u.toString();
+}
+
 /** The state after the agent's answer. No key holds `undefined` (the engine cannot store it). */
 export function stateOf(args: AgentDeploymentArgs, status: ModelStatus): AgentDeploymentState {
   const { challenger: _recorded, ...rest } = args;
@@ -119,8 +132,8 @@ export function stateOf(args: AgentDeploymentArgs, status: ModelStatus): AgentDe
           },
         }
       : {}),
-    url: status.front_url,
-    pathUrl: status.path_url,
+    url: withHost(status.front_url, args.publicHost),
+    pathUrl: withHost(status.path_url, args.publicHost),
     servedPort: status.front_port,
     verifiedWith: status.verified_with ?? "",
   };
@@ -160,7 +173,7 @@ export async function putDeployment(
   return stateOf(args, status);
 }
 
-const REPLACE_KEYS = ["agentUrl", "modelName", "frontPort"] as const;
+const REPLACE_KEYS = ["agentUrl", "modelName", "frontPort", "publicHost"] as const;
 const UPDATE_KEYS = [
   "modelUri",
   "challenger",

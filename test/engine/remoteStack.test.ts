@@ -1,5 +1,6 @@
 import { execFile, execFileSync } from "child_process";
 import * as fs from "fs";
+import * as http from "http";
 import * as path from "path";
 import { promisify } from "util";
 import { demoModel, IRIS_ROW, postJson, tempDir } from "../support/env";
@@ -14,10 +15,78 @@ import { missingSshHost, SshTestHost, startSshHost } from "../support/sshHost";
 // destroy leaves no process and no listener on the host and keeps MLflow's data. The SSH key is
 // passphrase-protected and both come from secret config: neither is in the checkpoint files, the
 // outputs, the engine logs, or any process environment or command line on the host.
+// Then the same stack moves to deploy mode agent: the provisioning installs the MLOps agent on the host
+// (the package copied over SSH, run as the service user under the host's supervisor, the token in a
+// 0600 file), the model moves from its `mlflow models serve` process to the agent's front (a second up
+// changes nothing), a registration bump switches versions under a constant load with zero failed
+// requests, a kill -9 of the agent is repaired by its supervisor (same versions, the backend adopted),
+// and destroy leaves no agent, model server or listener on the host, keeping MLflow's and the agent's
+// data.
 const run = promisify(execFile);
 const skip = whyEngineCannotRun() ?? missingSshHost();
 const describeRemote = skip ? describe.skip : describe;
 const PASSPHRASE = "e2e-Ssh-Passphrase-7f3";
+const TOKEN = "e2e-remote-agent-token-5d1e8b20c4";
+
+/** One scoring POST: the status and the version that answered (0 when nothing did). */
+function score(url: string): Promise<{ status: number; uri?: string }> {
+  return new Promise((resolve) => {
+    const body = JSON.stringify(IRIS_ROW);
+    const req = http.request(
+      url,
+      {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(body) },
+        timeout: 30_000,
+      },
+      (res) => {
+        res.resume();
+        res.on("end", () =>
+          resolve({ status: res.statusCode ?? 0, uri: res.headers["x-model-uri"] as string }),
+        );
+      },
+    );
+    req.on("timeout", () => req.destroy());
+    req.on("error", () => resolve({ status: 0 }));
+    req.end(body);
+  });
+}
+
+/** Scores `url` with `concurrency` clients until `stop()`; counts every failure. */
+function loadLoop(url: string, concurrency: number) {
+  let running = true;
+  const results = { ok: 0, failed: 0, uris: new Set<string>(), statuses: [] as number[] };
+  const clients = Array.from({ length: concurrency }, async () => {
+    while (running) {
+      const r = await score(url);
+      if (r.status === 200) {
+        results.ok += 1;
+        if (r.uri) {
+          results.uris.add(r.uri);
+        }
+      } else {
+        results.failed += 1;
+        results.statuses.push(r.status);
+      }
+    }
+  });
+  return {
+    stop: async () => {
+      running = false;
+      await Promise.all(clients);
+      return results;
+    },
+  };
+}
+
+/** GET of the agent's API with the token. */
+async function agentGet(url: string): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(url, {
+    headers: { Authorization: `Bearer ${TOKEN}` },
+    signal: AbortSignal.timeout(10_000),
+  });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
 
 interface Entry {
   url: string;
@@ -33,7 +102,8 @@ describeRemote("a remote MLflow host over SSH on the real engine", () => {
   let encryptedKey: string;
 
   beforeAll(async () => {
-    host = await startSshHost({ ports: 2 });
+    // MLflow, deploy mode remote's model server, the agent's API and its one front port.
+    host = await startSshHost({ ports: 4 });
     // The deploy user's key, encrypted with a passphrase (what a careful user hands over).
     const dir = tempDir("remote-key");
     const file = path.join(dir, "id");
@@ -92,7 +162,7 @@ describeRemote("a remote MLflow host over SSH on the real engine", () => {
   const keyLine = () => encryptedKey.split("\n")[2];
 
   it(
-    "provisions, serves there, heals, rolls a version, goes down keeping the data, no secret leaks",
+    "provisions, serves there, heals, rolls a version, moves to the agent, goes down keeping the data, no secret leaks",
     async () => {
       // 1. up: provisioning, MLflow on the host, registration from here, the model server there.
       const up = await timed("first up (provision + MLflow + register + serve)", () =>
@@ -161,21 +231,143 @@ describeRemote("a remote MLflow host over SSH on the real engine", () => {
         expect(JSON.stringify(r.outputs)).not.toContain("privateKey");
       }
 
-      // 7. destroy: no process and no listener left on the host; MLflow's data stays.
+      // 7. deploy mode agent on the same stack: the agent installed on the host, the model moved
+      // from its `mlflow models serve` process to the agent's front.
+      const [, modelPort, agentPort, frontPort] = host.ports;
+      const apiUrl = `http://127.0.0.1:${agentPort}`;
+      const mlflowConfig = {
+        mode: "remote",
+        port: host.ports[0],
+        startTimeoutSeconds: 240,
+        remote: {
+          host: host.address,
+          port: host.sshPort,
+          user: "deploy",
+          hostKey: host.hostKey,
+          publicHost: host.address,
+          portRangeStart: modelPort,
+          preflight: false,
+        },
+      };
+      await engine.setMlflow({
+        ...mlflowConfig,
+        deployMode: "agent",
+        agent: {
+          port: agentPort,
+          frontPorts: { first: frontPort, last: frontPort },
+          backendWorkers: 1,
+          startTimeoutSeconds: 240,
+        },
+      });
+      await engine.stack.setConfig("model-serving:agentToken", { value: TOKEN, secret: true });
+      const moved = await timed("move to deploy mode agent (install the agent + serve)", () =>
+        engine.stack.up(engine.opts()),
+      );
+      expect(moved.summary.resourceChanges).toMatchObject({ create: 3, delete: 1 });
+      expect(engine.resource("ModelDeployment")).toBeUndefined();
+      expect(engine.resource("RemoteAgent")!.outputs).toMatchObject({
+        url: apiUrl,
+        supervisor: "process",
+      });
+      const onAgent = await entry();
+      expect(onAgent).toMatchObject({
+        url: `http://127.0.0.1:${frontPort}/invocations`,
+        modelUri: "models:/iris/2",
+        version: "2",
+      });
+      expect(await scoreWith(onAgent.curl)).toEqual({ predictions: [0] });
+      const hostPs = await host.inspect("ps -eo user=,args=");
+      expect(hostPs.stdout).toMatch(/^mlflow\s+.*-m model_serving_agent --config/m);
+      expect(hostPs.stdout).toMatch(/^mlflow\s+.*models serve --model-uri models:\/iris\/2 /m);
+      // The old model server is gone with its port.
+      expect((await host.inspect(`ss -Hltn 'sport = :${modelPort}'`)).stdout).toBe("");
+      const installed = await host.inspect(
+        "stat -c '%U %a' /opt/model-serving/agent-token; cat /opt/model-serving/agent.sha256; ls /opt/model-serving/agent/model_serving_agent | wc -l",
+      );
+      expect(installed.stdout.split("\n")[0]).toBe("mlflow 600");
+      const again2 = await timed("unchanged up on the agent", () => engine.stack.up(engine.opts()));
+      expect(Object.keys(again2.summary.resourceChanges ?? {})).toEqual(["same"]);
+
+      // 8. a registration bump under a constant load: zero failed requests.
+      await engine.setModels([
+        { name: "iris", source: demoModel(1.0), sampleInput: IRIS_ROW, registration: 3 },
+      ]);
+      const load = loadLoop(onAgent.url, 4);
+      await timed("bump on the agent under load", () => engine.stack.up(engine.opts()));
+      await new Promise((r) => setTimeout(r, 1_000));
+      const results = await load.stop();
+      process.stderr.write(
+        `remote stack: bump under load ${results.ok} ok, ${results.failed} failed (${results.statuses.join(",")}), ` +
+          `served ${[...results.uris].join(" then ")}\n`,
+      );
+      expect(results.failed).toBe(0);
+      expect(results.ok).toBeGreaterThan(20);
+      expect([...results.uris].sort()).toEqual(["models:/iris/2", "models:/iris/3"]);
+      const third = await entry();
+      expect(third).toMatchObject({ url: onAgent.url, modelUri: "models:/iris/3", version: "3" });
+
+      // 9. kill -9 the agent: its supervisor starts it again, which adopts the backend (same pid)
+      // and serves the same version on the same URL; refresh keeps everything.
+      const before = await agentGet(`${apiUrl}/models/iris`);
+      const backendPid = (before.body.backend as { pid: number }).pid;
+      const agentPid = (await host.inspect("cat /opt/model-serving/run/agent.pid")).stdout.trim();
+      expect(agentPid).toMatch(/^\d+$/);
+      const killedAt = Date.now();
+      await host.inspect(`kill -KILL ${agentPid}`);
+      let revived = "";
+      for (;;) {
+        revived = (await host.inspect("cat /opt/model-serving/run/agent.pid")).stdout.trim();
+        const health = await fetch(`${apiUrl}/health`, { signal: AbortSignal.timeout(5_000) })
+          .then(async (r) => ((await r.json()) as { status: string }).status)
+          .catch(() => "");
+        if (revived !== agentPid && health === "ok") {
+          break;
+        }
+        expect(Date.now() - killedAt).toBeLessThan(120_000);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      process.stderr.write(
+        `remote stack: agent back by its supervisor in ${((Date.now() - killedAt) / 1000).toFixed(1)} s\n`,
+      );
+      expect(await score(onAgent.url)).toEqual({ status: 200, uri: "models:/iris/3" });
+      const after = await agentGet(`${apiUrl}/models/iris`);
+      expect(after.body).toMatchObject({ model_uri: "models:/iris/3", status: "serving" });
+      expect((after.body.backend as { pid: number }).pid).toBe(backendPid);
+      await timed("refresh after the kill", () => engine.stack.refresh(engine.opts()));
+      expect(engine.resource("RemoteAgent")).toBeDefined();
+      expect(engine.resource("AgentDeployment")).toBeDefined();
+
+      // 10. the token is nowhere in plaintext: checkpoint files, outputs, engine logs, any environment
+      // or command line on the host.
+      expect(filesContaining(engine.backend, TOKEN)).toEqual([]);
+      expect(JSON.stringify(await engine.stack.outputs()).includes(TOKEN)).toBe(false);
+      expect(engine.logs.join("\n").includes(TOKEN)).toBe(false);
+      const tokenOnHost = await host.inspect(
+        `cat /proc/[0-9]*/environ /proc/[0-9]*/cmdline /etc/systemd/system/*.service /opt/model-serving/*.sh /opt/model-serving/agent.json 2>/dev/null | tr '\\0' '\\n' | grep -c -e '${unmatched(TOKEN)}' -e '${unmatched(PASSPHRASE)}' || true`,
+      );
+      expect(tokenOnHost.stdout.trim()).toBe("0");
+      expect(JSON.stringify(engine.resource("RemoteAgent")!.outputs)).not.toContain("privateKey");
+
+      // 11. destroy: no agent, model server or MLflow process and no listener left on the host;
+      // MLflow's data and the agent's data dir stay, its token goes.
       await timed("destroy", () => engine.stack.destroy(engine.opts()));
       const left = await host.inspect(
-        "ps -eo user=,args= | grep -E '[m]odels serve|[m]lflow server|[m]lflow-supervise' || true",
+        "ps -eo user=,args= | grep -E '[m]odels serve|[m]lflow server|[m]lflow-supervise|[m]odel_serving_agent|[a]gent-supervise' || true",
       );
       expect(left.stdout).toBe("");
       for (const port of host.ports) {
         expect((await host.inspect(`ss -Hltn 'sport = :${port}'`)).stdout).toBe("");
       }
+      // Nothing listens on the host at all but sshd (the agent's loopback backends included).
+      const listeners = await host.inspect(`ss -Hltn | grep -v ':${host.sshPort} ' || true`);
+      expect(listeners.stdout).toBe("");
       const data = await host.inspect(
-        "test -s /var/lib/model-serving/mlflow/mlflow.db && find /var/lib/model-serving/mlflow/artifacts -name MLmodel | wc -l",
+        "test -s /var/lib/model-serving/mlflow/mlflow.db && test -s /var/lib/model-serving/mlflow/agent/state.json && test ! -e /opt/model-serving/agent-token && find /var/lib/model-serving/mlflow/artifacts -name MLmodel | wc -l",
       );
       expect(data.code).toBe(0);
-      expect(Number(data.stdout.trim())).toBeGreaterThanOrEqual(2);
+      expect(Number(data.stdout.trim())).toBeGreaterThanOrEqual(3);
       expect(filesContaining(engine.backend, PASSPHRASE)).toEqual([]);
+      expect(filesContaining(engine.backend, TOKEN)).toEqual([]);
     },
     30 * 60_000,
   );

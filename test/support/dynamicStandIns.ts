@@ -97,3 +97,8 @@ export function remoteMlflowServerModule() {
     ]),
   };
 }
+
+/** providers/remoteAgent with RemoteAgent swapped for its stand-in. */
+export function remoteAgentModule() {
+  return { RemoteAgent: dynamicStandIn("RemoteAgent", ["url", "supervisor", "logFile"]) };
+}

@@ -53,7 +53,7 @@ describe("MlflowAgent", () => {
     [
       "an unknown mode",
       { mode: "ssh" },
-      'MlflowAgent: mode must be "local" or "existing", got "ssh"',
+      'MlflowAgent: mode must be "local", "remote" or "existing", got "ssh"',
     ],
   ])("rejects %s", async (_, args, message) => {
     const { MlflowAgent } = await import("../../components/mlflowAgent");
