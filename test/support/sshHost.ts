@@ -67,31 +67,29 @@ let chosen: { kind?: TestHostKind; why?: string } | undefined;
 
 /** The kind of host this test file uses (decided once per file), or why none can be made. */
 export function chooseTestHost(): { kind?: TestHostKind; why?: string } {
-  if (chosen !== undefined) {
-    return chosen;
-  }
-  const requested = requestedTestHost();
-  if (requested === "docker") {
-    const why = dockerProblem();
-    chosen = why === undefined ? { kind: "docker" } : { why };
-  } else if (requested === "netns") {
-    const why = netnsProblem();
-    chosen = why === undefined ? { kind: "netns" } : { why };
-  } else {
-    const noDocker = dockerProblem();
-    const noNetns = noDocker === undefined ? undefined : netnsProblem();
-    if (noDocker === undefined) {
-      chosen = { kind: "docker" };
-    } else if (noNetns === undefined) {
-      process.stderr.write(
-        `ssh test host: no Docker engine (${noDocker}), so the netns fallback\n`,
-      );
-      chosen = { kind: "netns" };
-    } else {
-      chosen = { why: `${noDocker}; and no netns fallback: ${noNetns}` };
-    }
-  }
+  chosen ??= pickTestHost(requestedTestHost(), { docker: dockerProblem, netns: netnsProblem });
   return chosen;
+}
+
+/** The kind for `requested`, given what keeps each kind from being made here (undefined: nothing). */
+export function pickTestHost(
+  requested: TestHostKind | "auto",
+  problem: Record<TestHostKind, () => string | undefined>,
+): { kind?: TestHostKind; why?: string } {
+  if (requested !== "auto") {
+    const why = problem[requested]();
+    return why === undefined ? { kind: requested } : { why };
+  }
+  const noDocker = problem.docker();
+  if (noDocker === undefined) {
+    return { kind: "docker" };
+  }
+  const noNetns = problem.netns();
+  if (noNetns === undefined) {
+    process.stderr.write(`ssh test host: no Docker engine (${noDocker}), so the netns fallback\n`);
+    return { kind: "netns" };
+  }
+  return { why: `${noDocker}; and no netns fallback: ${noNetns}` };
 }
 
 /** Why the SSH host cannot be made here (undefined: it can), through skipReason, so under CI=true a
