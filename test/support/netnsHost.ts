@@ -172,7 +172,11 @@ export async function startNetnsHost(
     }
     if (pid1 !== undefined) {
       // SIGKILL to a pid namespace's init ends every process of the namespace.
-      process.kill(pid1, "SIGKILL");
+      try {
+        process.kill(pid1, "SIGKILL");
+      } catch {
+        // gone already
+      }
       for (let i = 0; i < 100 && fs.existsSync(`/proc/${pid1}`); i++) {
         await new Promise((r) => setTimeout(r, 50));
       }
@@ -270,20 +274,19 @@ export async function startNetnsHost(
       ],
       { detached: true, stdio: ["ignore", log, log], env: { PATH: process.env.PATH ?? "" } },
     );
-    fs.closeSync(log);
     launcher.unref();
     forwarder = spawn(
       pythonBin(),
       [FORWARDER, `/run/netns/${name}`, ...[sshPort, ...ports].map(String)],
       {
         detached: true,
-        stdio: ["ignore", "pipe", "pipe"],
+        stdio: ["ignore", "pipe", log],
       },
     );
+    fs.closeSync(log);
     await forwarderReady(forwarder);
     forwarder.unref();
     (forwarder.stdout as NodeJS.ReadableStream & { unref?: () => void }).unref?.();
-    (forwarder.stderr as NodeJS.ReadableStream & { unref?: () => void }).unref?.();
     pid1 = await namespaceInit(launcher.pid as number);
   } catch (err) {
     const logs = readTail(logFile);
@@ -346,14 +349,11 @@ function readTail(file: string): string {
   }
 }
 
+/** Resolves on the forwarder's "ready" line (its errors go to the host's log). */
 function forwarderReady(child: ChildProcess): Promise<void> {
   return new Promise((resolve, reject) => {
     let out = "";
-    let err = "";
-    const timer = setTimeout(
-      () => reject(new Error(`port forwarder not ready in 15 s: ${err}`)),
-      15_000,
-    );
+    const timer = setTimeout(() => reject(new Error("port forwarder not ready in 15 s")), 15_000);
     child.stdout?.on("data", (d) => {
       out += d.toString();
       if (out.includes("ready\n")) {
@@ -361,10 +361,9 @@ function forwarderReady(child: ChildProcess): Promise<void> {
         resolve();
       }
     });
-    child.stderr?.on("data", (d) => (err += d.toString()));
     child.once("exit", (code) => {
       clearTimeout(timer);
-      reject(new Error(`port forwarder exited (${code}): ${err.trim()}`));
+      reject(new Error(`port forwarder exited (${code})`));
     });
   });
 }
