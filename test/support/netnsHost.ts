@@ -163,46 +163,25 @@ export async function startNetnsHost(
     "ACCEPT",
   ];
   let forwarder: ChildProcess | undefined;
-  let pid1: number | undefined;
-  let mountedRoot = false;
-
-  const stopProcesses = async () => {
-    if (forwarder?.pid !== undefined && forwarder.exitCode === null) {
-      forwarder.kill("SIGKILL");
-    }
-    if (pid1 !== undefined) {
-      // SIGKILL to a pid namespace's init ends every process of the namespace.
-      try {
-        process.kill(pid1, "SIGKILL");
-      } catch {
-        // gone already
-      }
-      for (let i = 0; i < 100 && fs.existsSync(`/proc/${pid1}`); i++) {
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      pid1 = undefined;
-    }
-    if (mountedRoot) {
-      await sh("umount", [root]).catch(() => sh("umount", ["--lazy", root]));
-      mountedRoot = false;
-    }
+  const record: HostRecord = {
+    name,
+    owner: process.pid,
+    dir,
+    keysDir,
+    veth: outerIf,
+    net: net.net,
   };
-  const removeRest = async () => {
-    await sh("iptables", ["-t", "nat", "-D", "POSTROUTING", ...nat]).catch(() => undefined);
-    await sh("iptables", ["-D", "FORWARD", ...fwdOut]).catch(() => undefined);
-    await sh("iptables", ["-D", "FORWARD", ...fwdIn]).catch(() => undefined);
-    await sh("ip", ["link", "del", outerIf]).catch(() => undefined);
-    await sh("ip", ["netns", "del", name]).catch(() => undefined);
-    fs.rmSync(dir, { recursive: true, force: true });
-    fs.rmSync(keysDir, { recursive: true, force: true });
-  };
+  const stopProcesses = () => stopHostProcesses(record);
+  const removeRest = () => removeHostRest(record);
   const stop = async () => {
     await stopProcesses();
     await removeRest();
   };
+  await reapStaleHosts();
 
   try {
     // Network: own loopback, a veth out (NAT) for the host's own downloads.
+    saveRecord(record);
     await sh("ip", ["netns", "add", name]);
     await sh("ip", ["-n", name, "link", "set", "lo", "up"]);
     await sh("ip", ["link", "add", outerIf, "type", "veth", "peer", "name", innerIf]);
@@ -234,7 +213,8 @@ export async function startNetnsHost(
       `lowerdir=${lower},upperdir=${upper},workdir=${work}`,
       root,
     ]);
-    mountedRoot = true;
+    record.mounted = root;
+    saveRecord(record);
     fs.mkdirSync(path.join(root, "keys"), { recursive: true });
     fs.copyFileSync("/etc/resolv.conf", path.join(root, "etc/resolv.conf"));
     fs.writeFileSync(
@@ -287,7 +267,9 @@ export async function startNetnsHost(
     await forwarderReady(forwarder);
     forwarder.unref();
     (forwarder.stdout as NodeJS.ReadableStream & { unref?: () => void }).unref?.();
-    pid1 = await namespaceInit(launcher.pid as number);
+    record.forwarder = forwarder.pid;
+    record.pid1 = await namespaceInit(launcher.pid as number);
+    saveRecord(record);
   } catch (err) {
     const logs = readTail(logFile);
     await stop().catch(() => undefined);
@@ -313,6 +295,7 @@ export async function startNetnsHost(
     root: conn("root", keys.root),
     sudoUser: conn("deploy", keys.deploy),
     async inspect(script) {
+      const pid1 = record.pid1;
       if (pid1 === undefined) {
         return { code: 1, stdout: "", stderr: `${name} is stopped` };
       }
@@ -339,6 +322,129 @@ export async function startNetnsHost(
       await removeRest();
     },
   };
+}
+
+/** What stop needs to remove a host, kept in RECORDS so a host whose test process died is removed
+ * by the next host's start (jest gives no exit hook; a killed run would leave mounts and rules). */
+interface HostRecord {
+  name: string;
+  /** The test process that made the host. */
+  owner: number;
+  dir: string;
+  keysDir: string;
+  veth: string;
+  net: string;
+  mounted?: string;
+  forwarder?: number;
+  pid1?: number;
+}
+
+const RECORDS = "/run/model-serving-netns-hosts";
+
+function saveRecord(record: HostRecord): void {
+  fs.mkdirSync(RECORDS, { recursive: true });
+  fs.writeFileSync(path.join(RECORDS, `${record.name}.json`), JSON.stringify(record));
+}
+
+function rules(record: HostRecord): string[][] {
+  return [
+    [
+      "-t",
+      "nat",
+      "-D",
+      "POSTROUTING",
+      "-s",
+      record.net,
+      "!",
+      "-o",
+      record.veth,
+      "-j",
+      "MASQUERADE",
+    ],
+    ["-D", "FORWARD", "-i", record.veth, "-j", "ACCEPT"],
+    [
+      "-D",
+      "FORWARD",
+      "-o",
+      record.veth,
+      "-m",
+      "conntrack",
+      "--ctstate",
+      "RELATED,ESTABLISHED",
+      "-j",
+      "ACCEPT",
+    ],
+  ];
+}
+
+/** Whether `pid` is still the process the record names (not a reused pid). */
+function isOurs(pid: number, record: HostRecord, what: "forwarder" | "init"): boolean {
+  try {
+    if (what === "forwarder") {
+      const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8");
+      return cmdline.includes("netns_forward.py") && cmdline.includes(record.name);
+    }
+    return fs.statSync(`/proc/${pid}/ns/net`).ino === fs.statSync(`/run/netns/${record.name}`).ino;
+  } catch {
+    return false;
+  }
+}
+
+async function stopHostProcesses(record: HostRecord): Promise<void> {
+  if (record.forwarder !== undefined && isOurs(record.forwarder, record, "forwarder")) {
+    process.kill(record.forwarder, "SIGKILL");
+  }
+  const pid1 = record.pid1;
+  if (pid1 !== undefined && isOurs(pid1, record, "init")) {
+    // SIGKILL to a pid namespace's init ends every process of the namespace.
+    try {
+      process.kill(pid1, "SIGKILL");
+    } catch {
+      // gone already
+    }
+    for (let i = 0; i < 100 && fs.existsSync(`/proc/${pid1}`); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  record.forwarder = undefined;
+  record.pid1 = undefined;
+  if (record.mounted !== undefined) {
+    const root = record.mounted;
+    await sh("umount", [root]).catch(() => sh("umount", ["--lazy", root]).catch(() => undefined));
+    record.mounted = undefined;
+  }
+}
+
+async function removeHostRest(record: HostRecord): Promise<void> {
+  for (const rule of rules(record)) {
+    await sh("iptables", rule).catch(() => undefined);
+  }
+  await sh("ip", ["link", "del", record.veth]).catch(() => undefined);
+  await sh("ip", ["netns", "del", record.name]).catch(() => undefined);
+  fs.rmSync(record.dir, { recursive: true, force: true });
+  fs.rmSync(record.keysDir, { recursive: true, force: true });
+  fs.rmSync(path.join(RECORDS, `${record.name}.json`), { force: true });
+}
+
+/** Removes the hosts whose test process is gone. */
+async function reapStaleHosts(): Promise<void> {
+  const files = fs.existsSync(RECORDS) ? fs.readdirSync(RECORDS) : [];
+  for (const file of files.filter((f) => /^ms-netns-[0-9a-f]{8}\.json$/.test(f))) {
+    let record: HostRecord;
+    try {
+      record = JSON.parse(fs.readFileSync(path.join(RECORDS, file), "utf8")) as HostRecord;
+    } catch {
+      continue;
+    }
+    if (fs.existsSync(`/proc/${record.owner}`)) {
+      continue;
+    }
+    process.stderr.write(
+      `ssh test host: removing ${record.name}, left by process ${record.owner}\n`,
+    );
+    await stopHostProcesses(record);
+    await removeHostRest(record);
+  }
 }
 
 function readTail(file: string): string {
