@@ -25,7 +25,8 @@ const run = promisify(execFile);
  *   chroot and a clean environment; sshd is pid 1 (it reaps orphans, as the container's init does),
  *   so process and port assertions see only this host's processes.
  * `inspect` is nsenter into those namespaces as root (real root: unlike the container's, it has every
- * capability, CAP_SYS_PTRACE included).
+ * capability, CAP_SYS_PTRACE included). A host whose test process died (killed run) is removed by the
+ * next host's start, from its record in /run/model-serving-netns-hosts.
  */
 export interface NetnsTestHost extends SshTestHost {
   kind: "netns";
