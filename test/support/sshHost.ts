@@ -63,11 +63,19 @@ export function requestedTestHost(env: NodeJS.ProcessEnv = process.env): TestHos
   return value;
 }
 
-let chosen: { kind?: TestHostKind; why?: string } | undefined;
+/** A kind (with, for the auto fallback, why Docker was not used), or why none can be made. */
+type TestHostChoice = { kind?: TestHostKind; why?: string; noDocker?: string };
+
+let chosen: TestHostChoice | undefined;
 
 /** The kind of host this test file uses (decided once per file), or why none can be made. */
-export function chooseTestHost(): { kind?: TestHostKind; why?: string } {
-  chosen ??= pickTestHost(requestedTestHost(), { docker: dockerProblem, netns: netnsProblem });
+export function chooseTestHost(): TestHostChoice {
+  if (chosen === undefined) {
+    chosen = pickTestHost(requestedTestHost(), { docker: dockerProblem, netns: netnsProblem });
+    if (chosen.noDocker !== undefined) {
+      process.stderr.write(`ssh test host: no Docker engine (${chosen.noDocker}), so netns\n`);
+    }
+  }
   return chosen;
 }
 
@@ -75,7 +83,7 @@ export function chooseTestHost(): { kind?: TestHostKind; why?: string } {
 export function pickTestHost(
   requested: TestHostKind | "auto",
   problem: Record<TestHostKind, () => string | undefined>,
-): { kind?: TestHostKind; why?: string } {
+): TestHostChoice {
   if (requested !== "auto") {
     const why = problem[requested]();
     return why === undefined ? { kind: requested } : { why };
@@ -86,8 +94,7 @@ export function pickTestHost(
   }
   const noNetns = problem.netns();
   if (noNetns === undefined) {
-    process.stderr.write(`ssh test host: no Docker engine (${noDocker}), so the netns fallback\n`);
-    return { kind: "netns" };
+    return { kind: "netns", noDocker };
   }
   return { why: `${noDocker}; and no netns fallback: ${noNetns}` };
 }

@@ -26,7 +26,12 @@ describe("the test host kind", () => {
   const notRoot = () => "the netns test host needs root (ip netns, mount, unshare)";
   test.each([
     ["auto", ok, ok, { kind: "docker" }],
-    ["auto", noEngine, ok, { kind: "netns" }],
+    [
+      "auto",
+      noEngine,
+      ok,
+      { kind: "netns", noDocker: "no Docker engine socket at /x/docker.sock" },
+    ],
     [
       "auto",
       noEngine,
