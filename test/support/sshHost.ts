@@ -7,12 +7,14 @@ import { promisify } from "util";
 import { SshConnection } from "../../providers/ssh";
 import { dockerCli, dockerEnv, dockerSocket } from "../replay/dockerEnv";
 import { repoRoot, skipReason, tempDir, tryReservePort } from "./env";
+import { netnsProblem, startNetnsHost } from "./netnsHost";
 
 const run = promisify(execFile);
 
 /**
  * The SSH test host: a second host with its own filesystem, process table and address, made by the
- * test setup. A container (`ms-sshhost-<id>`) from the debootstrap image of scripts/sshhost-image.sh in
+ * test setup, of one of two kinds (MODEL_SERVING_TEST_HOST=docker|netns|auto, default auto: docker,
+ * and netns when the Docker engine cannot start). `docker`: a container (`ms-sshhost-<id>`) from the debootstrap image of scripts/sshhost-image.sh in
  * the private engine of scripts/dockerd.sh, running sshd with a host key and user keys generated for
  * this run. Two users log in: `root`, and `deploy`, a sudo user (NOPASSWD, the admin guide's setup).
  * sshd and `ports` are published 1:1 on 127.0.0.1 (a port the host serves on is the port the test
@@ -24,7 +26,7 @@ const run = promisify(execFile);
  * responses are evidently not cacheable here), so every new host downloads its packages.
  */
 export interface SshTestHost {
-  kind: "docker";
+  kind: TestHostKind;
   name: string;
   /** The address the deploying side uses: 127.0.0.1. */
   address: string;
@@ -38,24 +40,80 @@ export interface SshTestHost {
   sudoUser: SshConnection;
   /** Out-of-band inspection (docker exec as root), for assertions only, never for the code under test. */
   inspect(script: string): Promise<{ code: number; stdout: string; stderr: string }>;
+  /** The last lines of sshd's log (the container's output), for a failure message. */
+  logs(): Promise<string>;
   stop(): Promise<void>;
 }
+
+/** `netns`: test/support/netnsHost.ts, the same host made with ip netns, overlayfs and unshare. */
+export type TestHostKind = "docker" | "netns";
 
 const IMAGE_SCRIPT = path.join(repoRoot, "scripts", "sshhost-image.sh");
 const PORT_MIN = 34000;
 const PORT_MAX = 34999;
 
+/** MODEL_SERVING_TEST_HOST: `docker`, `netns` or `auto` (unset: auto). */
+export function requestedTestHost(env: NodeJS.ProcessEnv = process.env): TestHostKind | "auto" {
+  const value = env.MODEL_SERVING_TEST_HOST ?? "auto";
+  if (value !== "docker" && value !== "netns" && value !== "auto") {
+    throw new Error(
+      `MODEL_SERVING_TEST_HOST must be docker, netns or auto, got ${JSON.stringify(value)}`,
+    );
+  }
+  return value;
+}
+
+/** A kind (with, for the auto fallback, why Docker was not used), or why none can be made. */
+type TestHostChoice = { kind?: TestHostKind; why?: string; noDocker?: string };
+
+let chosen: TestHostChoice | undefined;
+
+/** The kind of host this test file uses (decided once per file), or why none can be made. */
+export function chooseTestHost(): TestHostChoice {
+  if (chosen === undefined) {
+    chosen = pickTestHost(requestedTestHost(), { docker: dockerProblem, netns: netnsProblem });
+    if (chosen.noDocker !== undefined) {
+      process.stderr.write(`ssh test host: no Docker engine (${chosen.noDocker}), so netns\n`);
+    }
+  }
+  return chosen;
+}
+
+/** The kind for `requested`, given what keeps each kind from being made here (undefined: nothing). */
+export function pickTestHost(
+  requested: TestHostKind | "auto",
+  problem: Record<TestHostKind, () => string | undefined>,
+): TestHostChoice {
+  if (requested !== "auto") {
+    const why = problem[requested]();
+    return why === undefined ? { kind: requested } : { why };
+  }
+  const noDocker = problem.docker();
+  if (noDocker === undefined) {
+    return { kind: "docker" };
+  }
+  const noNetns = problem.netns();
+  if (noNetns === undefined) {
+    return { kind: "netns", noDocker };
+  }
+  return { why: `${noDocker}; and no netns fallback: ${noNetns}` };
+}
+
 /** Why the SSH host cannot be made here (undefined: it can), through skipReason, so under CI=true a
  * missing engine fails the suite. Prints the kind of host used. */
 export function missingSshHost(): string | undefined {
-  const why = dockerProblem();
-  if (why === undefined) {
+  const { kind, why } = chooseTestHost();
+  if (kind === "docker") {
     process.stderr.write("ssh test host: a Docker container (scripts/dockerd.sh engine)\n");
+  } else if (kind === "netns") {
+    process.stderr.write(
+      "ssh test host: a network namespace (ip netns, overlay rootfs, own pid namespace)\n",
+    );
   }
   return skipReason(why);
 }
 
-function dockerProblem(): string | undefined {
+export function dockerProblem(): string | undefined {
   const socket = dockerSocket();
   if (!fs.existsSync(socket)) {
     return `no Docker engine socket at ${socket}: run \`bash scripts/dockerd.sh start\``;
@@ -147,75 +205,115 @@ export interface SshHostOptions {
    * container it publishes on 127.0.0.1 is reached on this machine's loopback.
    */
   dockerEngine?: boolean;
-  /** Run this image instead of the base one: a provisioned snapshot (test/support/provisionedHost.ts). */
+  /** docker: run this image instead of the base one, a provisioned snapshot (provisionedHost.ts). */
   image?: string;
+  /** netns: this layer above the base rootfs, a provisioned snapshot (provisionedHost.ts). */
+  layer?: string;
+  /** netns: this root instead of the base rootfs (a Docker snapshot's layer dirs, `:`-separated). */
+  rootfs?: string;
 }
 
 export async function startSshHost(options: SshHostOptions = {}): Promise<SshTestHost> {
+  const { kind, why } = chooseTestHost();
+  if (kind === undefined) {
+    throw new Error(`sshHost: no test host can be made here: ${why}`);
+  }
   const started = Date.now();
-  const image = options.image ?? baseImage();
   const [sshPort, ...ports] = await portBlock(1 + (options.ports ?? 0));
   const keys = tempDir("sshhost-keys");
   const host = keygen(keys, "host");
   const root = keygen(keys, "root");
   const deploy = keygen(keys, "deploy");
-  // What the container sees: its own host key and the users' public keys, no user private key.
+  // What the host sees: its own host key and the users' public keys, no user private key.
   const mounted = path.join(keys, "mount");
   fs.mkdirSync(mounted);
   fs.copyFileSync(path.join(keys, "host"), path.join(mounted, "host"));
   fs.writeFileSync(path.join(mounted, "root.pub"), `${root.publicKey}\n`);
   fs.writeFileSync(path.join(mounted, "deploy.pub"), `${deploy.publicKey}\n`);
+  const made =
+    kind === "netns"
+      ? await startNetnsHost(
+          sshPort,
+          ports,
+          keys,
+          mounted,
+          { host: host.publicKey, root: root.privateKey, deploy: deploy.privateKey },
+          setupScript(sshPort),
+          options,
+        )
+      : await startContainer(sshPort, ports, keys, mounted, options, {
+          host: host.publicKey,
+          root: root.privateKey,
+          deploy: deploy.privateKey,
+        });
+  try {
+    await waitForBanner(sshPort, 30_000);
+  } catch (err) {
+    const logs = await made.logs().catch(() => "");
+    await made.stop();
+    throw new Error(`sshHost: ${made.name} did not start sshd: ${String(err)}\n${logs}`);
+  }
+  process.stderr.write(
+    `ssh test host ${made.name} (${kind}) on 127.0.0.1:${sshPort} in ${Date.now() - started} ms\n`,
+  );
+  return made;
+}
+
+async function startContainer(
+  sshPort: number,
+  ports: number[],
+  keys: string,
+  mounted: string,
+  options: SshHostOptions,
+  key: { host: string; root: string; deploy: string },
+): Promise<SshTestHost> {
+  const image = options.image ?? baseImage();
   const name = `ms-sshhost-${crypto.randomBytes(4).toString("hex")}`;
   const caFile = process.env.SSL_CERT_FILE ?? "/etc/ssl/certs/ca-certificates.crt";
   const publish = [sshPort, ...ports].flatMap((p) => ["-p", `127.0.0.1:${p}:${p}`]);
-  await docker([
-    "run",
-    "--detach",
-    "--init",
-    "--name",
-    name,
-    "--hostname",
-    "sshhost",
-    "--label",
-    "model-serving.test=sshhost",
-    ...publish,
-    "-v",
-    `${mounted}:/keys:ro`,
-    "-v",
-    `${caFile}:/etc/ssl/certs/ca-certificates.crt:ro`,
-    ...(options.dockerEngine
-      ? [
-          "-v",
-          `${dockerSocket()}:/var/run/docker.sock`,
-          "-v",
-          `${dockerCli()}:/usr/local/bin/docker:ro`,
-        ]
-      : []),
-    image,
-    "sh",
-    "-c",
-    setupScript(sshPort),
-  ]);
   const stop = async () => {
     await docker(["rm", "--force", "--volumes", name]).catch(() => undefined);
     fs.rmSync(keys, { recursive: true, force: true });
   };
   try {
-    await waitForBanner(sshPort, 30_000);
+    await docker([
+      "run",
+      "--detach",
+      "--init",
+      "--name",
+      name,
+      "--hostname",
+      "sshhost",
+      "--label",
+      "model-serving.test=sshhost",
+      ...publish,
+      "-v",
+      `${mounted}:/keys:ro`,
+      "-v",
+      `${caFile}:/etc/ssl/certs/ca-certificates.crt:ro`,
+      ...(options.dockerEngine
+        ? [
+            "-v",
+            `${dockerSocket()}:/var/run/docker.sock`,
+            "-v",
+            `${dockerCli()}:/usr/local/bin/docker:ro`,
+          ]
+        : []),
+      image,
+      "sh",
+      "-c",
+      setupScript(sshPort),
+    ]);
   } catch (err) {
-    const logs = await docker(["logs", "--tail", "20", name]).catch(() => "");
     await stop();
-    throw new Error(`sshHost: ${name} did not start sshd: ${String(err)}\n${logs}`);
+    throw err;
   }
-  process.stderr.write(
-    `ssh test host ${name} on 127.0.0.1:${sshPort} in ${Date.now() - started} ms\n`,
-  );
   const conn = (user: string, privateKey: string): SshConnection => ({
     host: "127.0.0.1",
     port: sshPort,
     user,
     privateKey,
-    hostKey: host.publicKey,
+    hostKey: key.host,
   });
   return {
     kind: "docker",
@@ -223,9 +321,9 @@ export async function startSshHost(options: SshHostOptions = {}): Promise<SshTes
     address: "127.0.0.1",
     sshPort,
     ports,
-    hostKey: host.publicKey,
-    root: conn("root", root.privateKey),
-    sudoUser: conn("deploy", deploy.privateKey),
+    hostKey: key.host,
+    root: conn("root", key.root),
+    sudoUser: conn("deploy", key.deploy),
     async inspect(script) {
       try {
         const { stdout, stderr } = await run(dockerCli(), ["exec", name, "sh", "-c", script], {
@@ -236,6 +334,11 @@ export async function startSshHost(options: SshHostOptions = {}): Promise<SshTes
         const e = err as { code?: number; stdout?: string; stderr?: string };
         return { code: e.code ?? 1, stdout: e.stdout ?? "", stderr: e.stderr ?? "" };
       }
+    },
+    async logs() {
+      const env = { ...process.env, ...dockerEnv() };
+      const { stdout, stderr } = await run(dockerCli(), ["logs", "--tail", "20", name], { env });
+      return `${stdout}${stderr}`;
     },
     stop,
   };
