@@ -56,6 +56,9 @@ install_missing() {
   [ -x /usr/bin/docker-registry ] || need+=(docker-registry)
   # The SSH test host's keys (ssh-keygen) and the Docker-over-ssh replay's transport (ssh).
   command -v ssh-keygen >/dev/null && command -v ssh >/dev/null || need+=(openssh-client)
+  # The netns test host (test/support/netnsHost.ts): ip netns, veth and its NAT rule.
+  command -v ip >/dev/null || need+=(iproute2)
+  command -v iptables >/dev/null || need+=(iptables)
   if [ "${#need[@]}" -gt 0 ]; then
     log "installing ${need[*]} (apt-get)"
     apt-get update -qq
