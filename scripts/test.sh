@@ -17,10 +17,12 @@ if command -v go >/dev/null; then
   cleanup+=("kill -- -$kube_build 2>/dev/null || true")
 fi
 trap 'for c in "${cleanup[@]}"; do eval "$c"; done' EXIT
-# The MLOps agent's own tests (agent/tests: real model servers on loopback, ports 35000-35299) run
-# meanwhile: they are mostly waits on model servers, and what runs beside them until the jest unit
-# project ends (type-check, lint, Go tests, unit suites) needs no server. The full run (no arguments)
-# waits for them before the jest projects that start servers, and stops there if they failed.
+# The MLOps agent's own tests (agent/tests: real model servers on loopback, ports 35000-35999) run
+# meanwhile: they are mostly waits on model servers, so the type-check, lint, Go tests and jest unit
+# suites go beside them, and so does the start of the jest projects that start servers (their ports are
+# reserved in 20000-32767 and 36000-36999, test/support/env.ts): a full run (no arguments) does not wait
+# for them to start those, it stops before them only if the agent's tests already failed, and it
+# fails at the end if they did.
 agent_log="$(mktemp "${TMPDIR:-/tmp}/agent-pytest.XXXXXX")"
 agent_tests=""
 if [ $# -eq 0 ]; then
@@ -62,5 +64,10 @@ if [ $# -gt 0 ]; then
   exit 0
 fi
 npx jest --selectProjects unit
-wait_for_agent_tests
-npx jest --runInBand --selectProjects integration engine faults replay
+if ! kill -0 "$agent_tests" 2>/dev/null; then
+  wait_for_agent_tests
+fi
+rc=0
+npx jest --runInBand --selectProjects integration engine faults replay || rc=$?
+wait_for_agent_tests || rc=$?
+exit "$rc"

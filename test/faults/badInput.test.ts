@@ -29,36 +29,122 @@ interface Case {
   expected: string | RegExp;
 }
 
+/** A case's run and what the stack looked like right after it, checked by the case's own test. */
+interface Outcome {
+  code: number | null;
+  text: string;
+  after: Awaited<ReturnType<typeof snapshotOf>>;
+  outputs: unknown;
+  serving: { status: number; body: unknown };
+}
+
+/**
+ * What must not change: every custom resource (the MLflow server, model versions, model servers) with
+ * its urn (the stack's name left out, so copies compare), id, inputs and outputs (decrypted), and no
+ * pending operations. Not compared: the default provider's record (it holds the whole stack config) and
+ * component outputs, which Pulumi records again on every run that got as far as registering them, even
+ * a failed one.
+ */
+async function snapshotOf(engine: EngineStack) {
+  const state = await engine.stack.exportStack();
+  const deployment = state.deployment as {
+    resources: { urn: string; type: string; custom?: boolean; [k: string]: unknown }[];
+    pending_operations?: unknown[];
+  };
+  const stackPart = `urn:pulumi:${engine.stackName}::`;
+  return {
+    resources: deployment.resources
+      .filter((r) => r.custom && !r.type.startsWith("pulumi:providers:"))
+      .map(({ urn, id, inputs, outputs }) => ({
+        urn: urn.replace(stackPart, "urn:pulumi:<stack>::"),
+        id,
+        inputs,
+        outputs,
+      }))
+      .sort((a, b) => a.urn.localeCompare(b.urn)),
+    pendingOperations: deployment.pending_operations ?? [],
+  };
+}
+
+/**
+ * Cases run this many at a time, each on its own stack: the stack that is up and copies of it (same
+ * backend, cache, config and state, so the same running servers). Every case fails before it changes
+ * anything, and most of its time is the CLI's and the program's start-up.
+ */
+const LANES = 3;
+
 describeEngine("bad input on a stack that is up", () => {
   let server: MlflowServerState;
   let engine: EngineStack;
+  let copies: EngineStack[] = [];
   let modelPort: number;
   let goodMlflow: Record<string, unknown>;
   let good: ModelEntry;
-  let before: Awaited<ReturnType<typeof snapshot>>;
+  let before: Awaited<ReturnType<typeof snapshotOf>>;
   let outputsBefore: unknown;
+  let outcomes = new Map<string, Promise<Outcome>>();
+  let allRun: Promise<unknown> = Promise.resolve();
   const scratch = tempDir("bad-input");
   const long = (n: number) => "x".repeat(n);
+  const snapshot = () => snapshotOf(engine);
+  const serving = () => postJson(`http://127.0.0.1:${modelPort}/invocations`, IRIS_ROW);
 
-  /**
-   * What must not change: every custom resource (the MLflow server, model versions, model servers) with
-   * its urn, id, inputs and outputs (decrypted), and no pending operations. Not compared: the default
-   * provider's record (it holds the whole stack config) and component outputs, which Pulumi records
-   * again on every run that got as far as registering them, even a failed one.
-   */
-  async function snapshot() {
-    const state = await engine.stack.exportStack();
-    const deployment = state.deployment as {
-      resources: { urn: string; type: string; custom?: boolean; [k: string]: unknown }[];
-      pending_operations?: unknown[];
-    };
+  /** The stack config of a case (the good config with the case's changes), in one `config set-all`. */
+  function configOf(lane: EngineStack, c: Partial<Case>) {
     return {
-      resources: deployment.resources
-        .filter((r) => r.custom && !r.type.startsWith("pulumi:providers:"))
-        .map(({ urn, id, inputs, outputs }) => ({ urn, id, inputs, outputs }))
-        .sort((a, b) => a.urn.localeCompare(b.urn)),
-      pendingOperations: deployment.pending_operations ?? [],
+      "model-serving:models": {
+        value: JSON.stringify(c.models?.() ?? [{ ...good, ...c.model } as ModelEntry]),
+      },
+      "model-serving:mlflow": {
+        value: JSON.stringify({ dataDir: lane.dataDir, ...goodMlflow, ...c.mlflow }),
+      },
+      "model-serving:mlflowPassword": { value: c.password ?? PASSWORD, secret: true },
     };
+  }
+
+  async function runCase(lane: EngineStack, c: Case): Promise<Outcome> {
+    await lane.stack.setAllConfig(configOf(lane, c));
+    let r: Awaited<ReturnType<EngineStack["cli"]>>;
+    try {
+      r = await lane.cli(c.op === "up" ? ["up", "--yes", "--skip-preview"] : ["preview"], {
+        timeoutMs: 170_000,
+      });
+    } finally {
+      await lane.stack.setAllConfig(configOf(lane, {}));
+    }
+    const [after, outputs] = await Promise.all([snapshotOf(lane), lane.stack.outputs()]);
+    return {
+      code: r.code,
+      text: `${r.stdout}\n${r.stderr}`,
+      after,
+      outputs,
+      serving: await serving(),
+    };
+  }
+
+  /** Starts every case, LANES at a time; each lane takes the next case when its last one is done. */
+  function startCases(lanes: EngineStack[]) {
+    const queue = [...cases];
+    const results = new Map<
+      string,
+      { resolve: (o: Outcome) => void; reject: (e: unknown) => void }
+    >();
+    outcomes = new Map(
+      cases.map((c) => [
+        c.name,
+        new Promise<Outcome>((resolve, reject) => results.set(c.name, { resolve, reject })),
+      ]),
+    );
+    // A case whose test has not awaited it yet must not be an unhandled rejection.
+    outcomes.forEach((p) => p.catch(() => undefined));
+    allRun = Promise.all(
+      lanes.map(async (lane) => {
+        for (let c = queue.shift(); c; c = queue.shift()) {
+          const result = results.get(c.name)!;
+          await runCase(lane, c).then(result.resolve, result.reject);
+        }
+      }),
+    );
   }
 
   beforeAll(async () => {
@@ -72,12 +158,8 @@ describeEngine("bad input on a stack that is up", () => {
       tags: { owner: "bad-input" },
       serve: { port: modelPort },
     };
-    engine = await EngineStack.create({
-      prefix: "badinput",
-      mlflow: goodMlflow,
-      models: [good],
-      password: PASSWORD,
-    });
+    const options = { prefix: "badinput", mlflow: goodMlflow, models: [good], password: PASSWORD };
+    engine = await EngineStack.create(options);
     await engine.stack.up(engine.opts());
     before = await snapshot();
     expect(before.resources.map((r) => r.urn.split("::").pop())).toEqual([
@@ -85,13 +167,28 @@ describeEngine("bad input on a stack that is up", () => {
       "iris-version",
     ]);
     outputsBefore = await engine.stack.outputs();
+    copies = await Promise.all(
+      Array.from({ length: LANES - 1 }, (_, i) =>
+        engine.copy({ ...options, prefix: `badinputcopy${i + 1}` }),
+      ),
+    );
+    for (const copy of copies) {
+      expect(await snapshotOf(copy)).toEqual(before);
+      expect(await copy.stack.outputs()).toEqual(outputsBefore);
+    }
     fs.writeFileSync(path.join(scratch, "a-file"), "not a model");
     fs.mkdirSync(path.join(scratch, "no-mlmodel"));
     fs.writeFileSync(path.join(scratch, "no-mlmodel", "model.pkl"), "");
+    startCases([engine, ...copies]);
   }, 300_000);
 
   afterAll(async () => {
     try {
+      await allRun.catch(() => undefined);
+      // The copies record the same servers: they go without a destroy, the stack that is up destroys.
+      for (const copy of copies) {
+        await copy.cleanup({ destroy: false });
+      }
       await engine?.cleanup();
     } finally {
       await stopTestServer(server);
@@ -245,45 +342,25 @@ describeEngine("bad input on a stack that is up", () => {
   it.each(cases)(
     "$name ($op): fails naming the field, changes nothing",
     async (c) => {
-      await engine.setModels(c.models?.() ?? [{ ...good, ...c.model } as ModelEntry]);
-      await engine.setMlflow({ ...goodMlflow, ...c.mlflow });
+      const o = await outcomes.get(c.name)!;
+      expect(o.code).not.toBe(0);
+      if (typeof c.expected === "string") {
+        expect(o.text).toContain(c.expected);
+      } else {
+        expect(o.text).toMatch(c.expected);
+      }
       if (c.password !== undefined) {
-        await engine.stack.setConfig("model-serving:mlflowPassword", {
-          value: c.password,
-          secret: true,
-        });
+        expect(o.text).not.toContain(c.password);
       }
-      try {
-        const r = await engine.cli(c.op === "up" ? ["up", "--yes", "--skip-preview"] : ["preview"]);
-        expect(r.code).not.toBe(0);
-        const text = `${r.stdout}\n${r.stderr}`;
-        if (typeof c.expected === "string") {
-          expect(text).toContain(c.expected);
-        } else {
-          expect(text).toMatch(c.expected);
-        }
-        if (c.password !== undefined) {
-          expect(text).not.toContain(c.password);
-        }
-      } finally {
-        await engine.setModels([good]);
-        await engine.setMlflow(goodMlflow);
-        await engine.stack.setConfig("model-serving:mlflowPassword", {
-          value: PASSWORD,
-          secret: true,
-        });
-      }
-      expect(await snapshot()).toEqual(before);
-      expect(await engine.stack.outputs()).toEqual(outputsBefore);
-      expect(await postJson(`http://127.0.0.1:${modelPort}/invocations`, IRIS_ROW)).toEqual({
-        status: 200,
-        body: { predictions: [0] },
-      });
+      expect(o.after).toEqual(before);
+      expect(o.outputs).toEqual(outputsBefore);
+      expect(o.serving).toEqual({ status: 200, body: { predictions: [0] } });
     },
     180_000,
   );
 
   it("serve port held by a foreign process (up): fails naming the port, the endpoint stays", async () => {
+    await allRun;
     const foreign = net.createServer();
     const port = await listenOnFreePort(foreign); // bound by the kernel's pick: nothing can steal it
     try {
@@ -298,10 +375,7 @@ describeEngine("bad input on a stack that is up", () => {
       await engine.setModels([good]);
     }
     expect(await snapshot()).toEqual(before);
-    expect(await postJson(`http://127.0.0.1:${modelPort}/invocations`, IRIS_ROW)).toEqual({
-      status: 200,
-      body: { predictions: [0] },
-    });
+    expect(await serving()).toEqual({ status: 200, body: { predictions: [0] } });
   }, 180_000);
 
   it("after all of that, up changes nothing", async () => {

@@ -87,8 +87,23 @@ describeEngine("faults on the real engine", () => {
     expect(again.stdout).not.toMatch(/\b\d+ (created|updated|deleted|replaced)\b/);
   }
 
-  /** Precondition of a test that must not inherit an earlier test's failure. */
+  /**
+   * Set as the last statement of a test that ended with expectConverged on the config it leaves (so
+   * the test passed, and its last `up` changed nothing); beforeEach hands it to the next test only.
+   */
+  let endedConverged = false;
+  let startedConverged = false;
+  beforeEach(() => {
+    startedConverged = endedConverged;
+    endedConverged = false;
+  });
+
+  /** Precondition of a test that must not inherit an earlier test's failure: `up --refresh`, unless
+   * the test before passed and its last `up` (on this config) already changed nothing. */
   async function converge(): Promise<void> {
+    if (startedConverged) {
+      return;
+    }
     const r = await engine.cli(["up", "--yes", "--skip-preview", "--refresh"]);
     expect({ code: r.code, tail: out(r).slice(-2000) }).toMatchObject({ code: 0 });
   }
@@ -149,6 +164,7 @@ describeEngine("faults on the real engine", () => {
     expect(engine.resource("ModelVersion")!.outputs!.tags).toEqual({ round: "concurrent" });
     expect(modelServers()).toHaveLength(1);
     await expectConverged();
+    endedConverged = true;
   }, 300_000);
 
   it("SIGINT during a deploy: the CLI cancels, releases the lock, orphans nothing; a rerun converges", async () => {
@@ -178,6 +194,7 @@ describeEngine("faults on the real engine", () => {
     expect(engine.resources().filter((r) => r.type.endsWith(":ModelDeployment"))).toHaveLength(1);
     await expectServing();
     await expectConverged();
+    endedConverged = true;
   }, 300_000);
 
   it("MLflow killed while up registers a new version: clear error, refresh + up converge, no duplicate", async () => {
@@ -215,6 +232,7 @@ describeEngine("faults on the real engine", () => {
     expect(engine.resource("ModelVersion")!.outputs!.version).toBe(withNewSource[0].version);
     await expectServing();
     await expectConverged();
+    endedConverged = true;
   }, 300_000);
 
   it("a foreign process on the model port: up fails naming the port, the endpoint stays up", async () => {
@@ -236,6 +254,7 @@ describeEngine("faults on the real engine", () => {
       await engine.setModels([model(modelC2())]);
     }
     await expectConverged();
+    endedConverged = true;
   }, 300_000);
 
   it("a model server too slow to answer /ping (SIGSTOP): refresh keeps it with a warning, no second server", async () => {
@@ -257,6 +276,7 @@ describeEngine("faults on the real engine", () => {
     await expectServing();
     await expectConverged();
     expect(modelServers()).toEqual([pgid]);
+    endedConverged = true;
   }, 300_000);
 
   it("pulumi SIGKILLed while the model server starts: cancel + up adopt it on the same port", async () => {

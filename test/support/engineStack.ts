@@ -49,6 +49,9 @@ export interface EngineStackOptions {
   password?: string;
   /** Share a backend (another EngineStack's `backend`); by default a new temp dir. */
   backend?: string;
+  /** Share a MODEL_SERVING_CACHE (another EngineStack's `cache`); by default a new temp dir. A stack that
+   * shares one neither removes it nor kills the servers in it on cleanup: its owner does. */
+  cache?: string;
 }
 
 export interface CliResult {
@@ -68,27 +71,32 @@ export class EngineStack {
   /** Captured onOutput/onError of every Automation API call made through `opts()`. */
   readonly logs: string[] = [];
   private readonly ownsBackend: boolean;
+  private readonly ownsCache: boolean;
 
   private constructor(
     readonly stack: Stack,
     readonly stackName: string,
     readonly backend: string,
     readonly cache: string,
-    ownsBackend: boolean,
+    owns: { backend: boolean; cache: boolean },
   ) {
-    this.ownsBackend = ownsBackend;
+    this.ownsBackend = owns.backend;
+    this.ownsCache = owns.cache;
     this.envVars = envFor(backend, cache);
   }
 
   static async create(options: EngineStackOptions): Promise<EngineStack> {
     const backend = options.backend ?? tempDir(`${options.prefix}-backend`);
-    const cache = tempDir(`${options.prefix}-cache`);
+    const cache = options.cache ?? tempDir(`${options.prefix}-cache`);
     const stackName = `e2e${options.prefix}${Date.now()}${Math.floor(Math.random() * 1000)}`;
     const stack = await LocalWorkspace.createOrSelectStack(
       { stackName, workDir: repoRoot },
       { envVars: envFor(backend, cache) },
     );
-    const engine = new EngineStack(stack, stackName, backend, cache, options.backend === undefined);
+    const engine = new EngineStack(stack, stackName, backend, cache, {
+      backend: options.backend === undefined,
+      cache: options.cache === undefined,
+    });
     await engine.setMlflow(options.mlflow ?? {});
     await engine.setModels(options.models ?? []);
     if (options.password !== undefined) {
@@ -98,6 +106,23 @@ export class EngineStack {
       });
     }
     return engine;
+  }
+
+  /**
+   * Another stack on this one's backend and cache, with the same config (`options`: as given to create)
+   * and this stack's current state (its URNs renamed): it records the same running resources, so a
+   * run on it that fails before changing anything can go beside runs on this stack. Clean it up with
+   * `cleanup({ destroy: false })` (a destroy would take this stack's servers with it).
+   */
+  async copy(options: EngineStackOptions): Promise<EngineStack> {
+    const copy = await EngineStack.create({ ...options, backend: this.backend, cache: this.cache });
+    const state = JSON.stringify(await this.stack.exportStack())
+      .split(`urn:pulumi:${this.stackName}::`)
+      .join(`urn:pulumi:${copy.stackName}::`)
+      .split(`::model-serving-${this.stackName}"`)
+      .join(`::model-serving-${copy.stackName}"`);
+    await copy.stack.importStack(JSON.parse(state));
+    return copy;
   }
 
   get dataDir(): string {
@@ -184,13 +209,17 @@ export class EngineStack {
           });
         }
       }
-      killStackProcesses(this);
+      if (this.ownsCache) {
+        killStackProcesses(this);
+      }
       await this.stack.workspace
         .removeStack(this.stackName, { force: true })
         .catch(() => undefined);
     } finally {
       fs.rmSync(path.join(repoRoot, `Pulumi.${this.stackName}.yaml`), { force: true });
-      fs.rmSync(this.cache, { recursive: true, force: true });
+      if (this.ownsCache) {
+        fs.rmSync(this.cache, { recursive: true, force: true });
+      }
       if (this.ownsBackend) {
         fs.rmSync(this.backend, { recursive: true, force: true });
       }
