@@ -114,6 +114,7 @@ export async function agentPair(opts: BenchOptions, backend: string): Promise<Ro
     for (let r = 0; r < opts.rounds; r++) {
       log(`AG throughput at concurrency ${c}, round ${r + 1}/${opts.rounds}`);
       const t = await throughput(c, opts.loadSeconds);
+      log(`AG c=${c}: front ${JSON.stringify(t.front)}, bare ${JSON.stringify(t.bare)}`);
       front.push(t.front);
       bare.push(t.bare);
     }
@@ -150,6 +151,9 @@ export async function agentPair(opts: BenchOptions, backend: string): Promise<Ro
           [10, ten, tenPss],
         ]) as [number, number[], number[]][]) {
       const result = await agentStackUp(count, backend);
+      log(
+        `AG ${count} model(s): up ${result.upS.toFixed(1)} s, PSS ${result.pssMiB.toFixed(0)} MiB`,
+      );
       times.push(result.upS);
       pss.push(result.pssMiB);
     }
