@@ -4,6 +4,7 @@ import { buildCommand } from "../ssh/command";
 import { SshConnection } from "../ssh/connection";
 import { writeRemoteFile } from "../ssh/files";
 import { shQuote } from "../ssh/quote";
+import { DETECT_SUPERVISOR, httpUrlOf, serviceRunningScript, Supervisor } from "./serviceScripts";
 import {
   AGENT_UNIT_NAME,
   agentPackage,
@@ -48,7 +49,7 @@ import {
  * - Secrets: `token` and `connection` are secret inputs and outputs; the token never reaches a command
  *   line, the unit, the loop, an environment or a log line.
  */
-export type Supervisor = "systemd" | "process";
+export type { Supervisor };
 
 export interface RemoteAgentArgs extends RemoteAgentSpec {
   /** Secret (the private key). */
@@ -79,22 +80,17 @@ export function remoteAgentId(args: Pick<RemoteAgentArgs, "publicHost" | "port">
 }
 
 export function remoteAgentUrl(args: Pick<RemoteAgentArgs, "publicHost" | "port">): string {
-  const host = args.publicHost.includes(":") ? `[${args.publicHost}]` : args.publicHost;
-  return `http://${host}:${args.port}`;
+  return httpUrlOf(args.publicHost, args.port);
 }
-
-const DETECT_SUPERVISOR = "if [ -d /run/systemd/system ]; then echo systemd; else echo process; fi";
 
 /** Prints `running` when the unit is active or the pidfile's process is our loop. */
 export function agentRunningScript(spec: RemoteAgentSpec, supervisor: Supervisor): string {
   const paths = agentPaths(spec.layout);
-  if (supervisor === "systemd") {
-    return `if systemctl is-active --quiet ${AGENT_UNIT_NAME}; then echo running; else echo stopped; fi`;
-  }
-  return [
-    `pid=$(cat ${shQuote(paths.supervisorPid)} 2>/dev/null || true)`,
-    `if [ -n "$pid" ] && tr '\\0' ' ' 2>/dev/null < /proc/"$pid"/cmdline | grep -qF ${shQuote(paths.supervisor)}; then echo running; else echo stopped; fi`,
-  ].join("\n");
+  return serviceRunningScript(supervisor, {
+    unit: AGENT_UNIT_NAME,
+    pidFile: paths.supervisorPid,
+    loopScript: paths.supervisor,
+  });
 }
 
 /** The agent's /health on the host: its `status` ("" when nothing answers). */

@@ -4,6 +4,7 @@ import { buildCommand } from "../ssh/command";
 import { SshConnection } from "../ssh/connection";
 import { writeRemoteFile } from "../ssh/files";
 import { shQuote } from "../ssh/quote";
+import { DETECT_SUPERVISOR, httpUrlOf, serviceRunningScript, Supervisor } from "./serviceScripts";
 import { credentialsAccepted } from "../mlflowServerCore";
 import {
   basicAuthIni,
@@ -51,7 +52,7 @@ import {
  *   has another password (rotation over SSH is not implemented) fails the create/update naming it.
  *   Turning auth on or off restarts the server (its command changes).
  */
-export type Supervisor = "systemd" | "process";
+export type { Supervisor };
 
 export interface RemoteMlflowServerArgs extends RemoteServerSpec {
   /** Secret (the private key). */
@@ -76,22 +77,17 @@ export function remoteServerId(args: Pick<RemoteServerSpec, "publicHost" | "port
 }
 
 export function trackingUriOf(args: Pick<RemoteServerSpec, "publicHost" | "port">): string {
-  const host = args.publicHost.includes(":") ? `[${args.publicHost}]` : args.publicHost;
-  return `http://${host}:${args.port}`;
+  return httpUrlOf(args.publicHost, args.port);
 }
-
-const DETECT_SUPERVISOR = "if [ -d /run/systemd/system ]; then echo systemd; else echo process; fi";
 
 /** Prints `running` when the supervisor runs (unit active, or the pidfile's process is our loop). */
 export function supervisorRunningScript(spec: RemoteServerSpec, supervisor: Supervisor): string {
   const paths = remotePaths(spec.layout);
-  if (supervisor === "systemd") {
-    return `if systemctl is-active --quiet ${UNIT_NAME}; then echo running; else echo stopped; fi`;
-  }
-  return [
-    `pid=$(cat ${shQuote(paths.supervisorPid)} 2>/dev/null || true)`,
-    `if [ -n "$pid" ] && tr '\\0' ' ' 2>/dev/null < /proc/"$pid"/cmdline | grep -qF ${shQuote(paths.supervisor)}; then echo running; else echo stopped; fi`,
-  ].join("\n");
+  return serviceRunningScript(supervisor, {
+    unit: UNIT_NAME,
+    pidFile: paths.supervisorPid,
+    loopScript: paths.supervisor,
+  });
 }
 
 /** One /health probe on the host itself: prints the HTTP status (000 when nothing answers). */
