@@ -3,7 +3,7 @@ model (models:/iris/1 on a local `mlflow server`), one run each, end to end: pro
 load, reading, scoring and writing the output. Also the peak RSS of each scoring process.
 
 Usage: python agent/bench/batch.py [--rows 200000] [--batch-size 10000]
-Ports 35700-35799 only. Prints both figures, the ratio and a JSON line."""
+Ports 16700-16799 only. Prints both figures, the ratio and a JSON line."""
 
 import argparse
 import json
@@ -58,7 +58,7 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=10_000)
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="agent-bench-batch-")
-    support.MLFLOW_PORTS = range(35790, 35800)
+    support.MLFLOW_PORTS = range(16790, 16800)
     server = agent = None
     try:
         server = support.MlflowServer(work)
@@ -68,9 +68,9 @@ def main() -> int:
         make_csv(csv, args.rows)
         env = {**os.environ, "MLFLOW_TRACKING_URI": server.uri}
 
-        port = free_port(range(35700, 35710))
+        port = free_port(range(16700, 16710))
         config = {
-            "port": port, "front_ports": {"first": 35710, "last": 35719}, "backend_ports": {"first": 35720, "last": 35789},
+            "port": port, "front_ports": {"first": 16710, "last": 16719}, "backend_ports": {"first": 16720, "last": 16789},
             "state_file": os.path.join(work, "state", "state.json"), "log_dir": os.path.join(work, "logs"),
             "mlflow_tracking_uri": server.uri, "python": SERVING_PYTHON,
         }  # fmt: skip

@@ -3,7 +3,7 @@ backends are today, one per version) vs one multi-model worker (model_serving_ag
 holding N models. Memory is PSS (shared pages split between the processes that map them), summed
 over each server's process group; start time is the wall time until every server answers /ping.
 
-Usage: python agent/bench/multi_model.py [--separate 1,5] [--shared 1,5,10]   (ports 35400-35499)"""
+Usage: python agent/bench/multi_model.py [--separate 1,5] [--shared 1,5,10]   (ports 16400-16499)"""
 
 import argparse
 import json
@@ -20,7 +20,7 @@ sys.path.insert(0, AGENT_DIR)
 from tests.support import CACHE, SERVING_PYTHON, free_port, kill_group, wait_http  # noqa: E402
 
 MODEL = os.path.join(CACHE, "test-models", "iris-C1")
-PORTS = range(35400, 35500)
+PORTS = range(16400, 16500)
 ENV = {**os.environ, "PATH": f"{os.path.dirname(SERVING_PYTHON)}:{os.environ['PATH']}", "PYTHONPATH": AGENT_DIR}
 
 

@@ -2,7 +2,7 @@
 with its defaults (1 worker), same client, same concurrency, one after the other in one run.
 
 Usage: python agent/bench/throughput.py [--model DIR] [--concurrency 8] [--seconds 5]
-Ports 35300-35399 only. Prints one table and a JSON line with the figures."""
+Ports 16300-16399 only. Prints one table and a JSON line with the figures."""
 
 import argparse
 import asyncio
@@ -23,7 +23,7 @@ sys.path.insert(0, AGENT_DIR)
 
 from tests.support import SERVING_PYTHON, TOKEN, CACHE, free_port, kill_group, wait_http  # noqa: E402
 
-PORTS = range(35300, 35400)
+PORTS = range(16300, 16400)
 
 
 async def drive(url: str, body: bytes, concurrency: int, seconds: float) -> dict:

@@ -19,11 +19,15 @@ CACHE = os.environ.get("MODEL_SERVING_CACHE", os.path.expanduser("~/.cache/model
 SERVING_PYTHON = os.path.join(os.environ.get("MODEL_SERVING_VENV", os.path.join(CACHE, "venv")), "bin", "python")
 TOKEN = "test-token-0123456789abcdef"
 
-# Never the project's 5000-5100: the tests bind only 35000-36999.
-AGENT_PORTS = range(35000, 35010)
-FRONT_PORTS = (35010, 35059)
-BACKEND_PORTS = (35100, 35199)
-MLFLOW_PORTS = range(35900, 35999)
+# Never the project's 5000-5100, nor the agent's default backends (15001-15999): the tests bind only
+# 16000-16999. Below Linux's ephemeral range (32768-60999) on purpose: a port checked free here is
+# bound later by a server we start, and in between the kernel may hand a port of that range to any
+# outgoing loopback connection (even a poll of the very server that is starting), which then fails
+# to bind. The jest suites keep to 13000-14999 and 17000-32767 (test/support/env.ts).
+AGENT_PORTS = range(16000, 16010)
+FRONT_PORTS = (16010, 16059)
+BACKEND_PORTS = (16100, 16199)
+MLFLOW_PORTS = range(16900, 16999)
 
 
 def free_port(candidates: range) -> int:
@@ -65,19 +69,53 @@ def trained_model_dir(name: str, regularization: str, tmp_root: str) -> str:
 
 
 class MlflowServer:
-    def __init__(self, data_dir: str):
-        self.port = free_port(MLFLOW_PORTS)
-        self.uri = f"http://127.0.0.1:{self.port}"
-        self.log = open(os.path.join(data_dir, "mlflow-server.log"), "wb")
+    """`mlflow server` on a free test port; one that dies before it answers (its port taken after the
+    check) is started again on the next port, and a failure says why with the server's last log lines."""
+
+    def __init__(self, data_dir: str, attempts: int = 3):
+        self.data_dir = data_dir
+        for attempt in range(1, attempts + 1):
+            self._start(free_port(MLFLOW_PORTS))
+            try:
+                self._wait_ready(120)
+                return
+            except _ServerExited as exited:
+                self.log.close()
+                if attempt == attempts:
+                    raise RuntimeError(f"mlflow server exited {attempts} times before answering; last: {exited}") from None
+
+    def _start(self, port: int) -> None:
+        self.port = port
+        self.uri = f"http://127.0.0.1:{port}"
+        self.log_path = os.path.join(self.data_dir, f"mlflow-server-{port}.log")
+        self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [
-                SERVING_PYTHON, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
-                "--backend-store-uri", f"sqlite:///{os.path.join(data_dir, 'mlflow.db')}",
-                "--artifacts-destination", os.path.join(data_dir, "artifacts"), "--serve-artifacts", "--workers", "1",
+                SERVING_PYTHON, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+                "--backend-store-uri", f"sqlite:///{os.path.join(self.data_dir, 'mlflow.db')}",
+                "--artifacts-destination", os.path.join(self.data_dir, "artifacts"), "--serve-artifacts", "--workers", "1",
             ],
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-        wait_http(f"{self.uri}/health", 120)
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            # uvicorn's supervisor stays up when its worker dies: the log says why either way.
+            if self.proc.poll() is not None or b"address already in use" in _read(self.log_path):
+                kill_group(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+                raise _ServerExited(f"port {self.port}, exit {self.proc.returncode}: {self.log_tail()}")
+            try:
+                if requests.get(f"{self.uri}/health", timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"mlflow server on {self.uri} not ready after {timeout} s; last log lines: {self.log_tail()}")
+
+    def log_tail(self, lines: int = 20) -> str:
+        return "\n".join(_read(self.log_path).decode(errors="replace").splitlines()[-lines:])
 
     def registry(self, *args: str) -> Dict[str, Any]:
         """test/support/registry_client.py (MLflow's own client) against this server."""
@@ -96,6 +134,18 @@ class MlflowServer:
             kill_group(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=10)
         self.log.close()
+
+
+class _ServerExited(Exception):
+    pass
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
 
 
 def kill_group(pid: int, sig: int = signal.SIGTERM) -> None:

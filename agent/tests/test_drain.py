@@ -21,7 +21,7 @@ DELAY = 1.0
 
 
 def test_switch_drains_the_in_flight_request_then_stops_the_old_backend(tmp_path):
-    port = free_port(range(35200, 35210))
+    port = free_port(range(16200, 16210))
     proc = subprocess.Popen([sys.executable, SLOW_BACKEND, str(port), str(DELAY), "--port", str(port), "serve"],
                             start_new_session=True)  # fmt: skip
     try:
@@ -33,7 +33,7 @@ def test_switch_drains_the_in_flight_request_then_stops_the_old_backend(tmp_path
 
 
 async def _scenario(tmp_path, port: int, pid: int) -> None:
-    config = parse_config({"port": 35211, "state_file": str(tmp_path / "s.json"), "log_dir": str(tmp_path / "logs")})
+    config = parse_config({"port": 16211, "state_file": str(tmp_path / "s.json"), "log_dir": str(tmp_path / "logs")})
     async with aiohttp.ClientSession() as session:
         deadline = time.monotonic() + 10
         while not process_serves(pid, port) and time.monotonic() < deadline:  # until the exec happened

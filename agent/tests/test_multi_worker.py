@@ -16,7 +16,7 @@ ROW = {"dataframe_split": {"columns": ["sepal_length", "sepal_width", "petal_len
 def test_one_worker_serves_two_models_under_their_prefixes(tmp_path):
     models = {"strong": trained_model_dir("iris-C1", "1.0", str(tmp_path)),
               "weak": trained_model_dir("iris-C0.01", "0.01", str(tmp_path))}  # fmt: skip
-    port = free_port(range(35250, 35299))
+    port = free_port(range(16250, 16299))
     env = {
         **os.environ,
         "MODEL_SERVING_MODELS": json.dumps(models),

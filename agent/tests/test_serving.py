@@ -1,7 +1,7 @@
 """The agent with real model servers on loopback: a real MLflow server and registered iris versions
 (conftest.registry). One agent for the module, so the tests run in order and build on each other:
 deploy v1, switch to v2 under load, a broken v3 and a bad sample that leave v2 serving, restarts,
-undeploy. Ports: 35000-35199 only (support.py)."""
+undeploy. Ports: 16000-16199 only (support.py)."""
 
 import os
 import threading
@@ -118,7 +118,7 @@ def test_deploy_serves_on_its_front_port_and_the_path_form(agent: Agent, registr
     response = agent.call("PUT", "/models/iris", json={"model_uri": registry["v1"]})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert (body["changed"], body["status"], body["front_port"]) == (True, "serving", 35010)
+    assert (body["changed"], body["status"], body["front_port"]) == (True, "serving", 16010)
     assert body["verified_with"] == "sample_input"  # the model's own serving_input_example.json
     for url in (body["front_url"], body["path_url"]):
         scored = score(url)

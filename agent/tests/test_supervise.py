@@ -1,5 +1,5 @@
 """The supervisor (model_serving_agent.supervise), against the real agent with no models (ports
-35220-35229): a kill -9 of the agent is repaired without anyone calling, a config error is not retried,
+16220-16229): a kill -9 of the agent is repaired without anyone calling, a config error is not retried,
 SIGTERM stops both, and a killed supervisor takes its agent with it."""
 
 import json
@@ -14,15 +14,15 @@ import requests
 
 from .support import AGENT_DIR, TOKEN, free_port, pid_alive, wait_http
 
-PORTS = range(35220, 35230)
+PORTS = range(16220, 16230)
 
 
 def write_config(tmp_path, token_file: bool = True) -> str:
     port = free_port(PORTS)
     config = {
         "port": port,
-        "front_ports": {"first": 35230, "last": 35239},
-        "backend_ports": {"first": 35240, "last": 35249},
+        "front_ports": {"first": 16230, "last": 16239},
+        "backend_ports": {"first": 16240, "last": 16249},
         "state_file": str(tmp_path / "state.json"),
         "log_dir": str(tmp_path / "logs"),
         "token_file": str(tmp_path / "token"),

@@ -14,7 +14,7 @@ from model_serving_agent.manager import Manager
 from model_serving_agent.openapi import openapi_schema
 from model_serving_agent.state import AgentState, ModelRecord, StateError, load_state, save_state
 
-BASE = {"port": 35000, "state_file": "/tmp/s.json", "log_dir": "/tmp/logs"}
+BASE = {"port": 16000, "state_file": "/tmp/s.json", "log_dir": "/tmp/logs"}
 
 
 def test_config_defaults_keep_fronts_in_the_admin_range():
@@ -26,13 +26,13 @@ def test_config_defaults_keep_fronts_in_the_admin_range():
 @pytest.mark.parametrize(
     "override, expected",
     [
-        ({"port": "35000"}, 'config port: Input should be a valid integer (got "35000")'),
+        ({"port": "16000"}, 'config port: Input should be a valid integer (got "16000")'),
         ({"colour": "blue"}, 'config colour: Extra inputs are not permitted (got "blue")'),
         ({"backend_workers": 0}, "config backend_workers: Input should be greater than or equal to 1 (got 0)"),
         ({"front_ports": {"first": 36010, "last": 36000}}, "first (36010) is greater than last (36000)"),
         (
-            {"front_ports": {"first": 35010, "last": 35050}, "backend_ports": {"first": 35050, "last": 35060}},
-            "front_ports 35010-35050 overlap backend_ports 35050-35060",
+            {"front_ports": {"first": 16010, "last": 16050}, "backend_ports": {"first": 16050, "last": 16060}},
+            "front_ports 16010-16050 overlap backend_ports 16050-16060",
         ),
         ({"port": 5001}, "port 5001 lies inside front_ports 5001-5099"),
     ],

@@ -1,6 +1,6 @@
 """Workflow inputs and outputs on object stores, and the runs' email notifications, for real on
 loopback: an S3 server (moto's, PyPI `moto[server]`), Azure Blob (Azurite, npm devDependency
-`azurite`), an SMTP server with STARTTLS and AUTH (aiosmtpd), one agent on ports 35600-35659 whose
+`azurite`), an SMTP server with STARTTLS and AUTH (aiosmtpd), one agent on ports 16600-16659 whose
 environment holds the stores' credentials the standard way (AWS_* / AZURE_STORAGE_CONNECTION_STRING)
 and whose config names the SMTP server; the scoring processes are the project's venv, as in
 test_workflows.py. A missing server binary skips with the reason, and fails under CI=true.
@@ -31,8 +31,8 @@ import pytest
 from .support import REPO_ROOT, SERVING_PYTHON, Agent, free_port, kill_group
 from .test_workflows import COLUMNS, declare, execute, pyfunc_predictions, stop_scorers, wait_done
 
-PORTS = {"agent": range(35600, 35610), "front": (35610, 35629), "backend": (35630, 35659)}
-S3_PORTS, AZURITE_PORTS, SMTP_PORTS = range(35660, 35670), range(35670, 35680), range(35680, 35690)
+PORTS = {"agent": range(16600, 16610), "front": (16610, 16629), "backend": (16630, 16659)}
+S3_PORTS, AZURITE_PORTS, SMTP_PORTS = range(16660, 16670), range(16670, 16680), range(16680, 16690)
 BUCKET, CONTAINER = "wfio-data", "wfio"
 AWS_SECRET = "moto-secret-key-5b1e0c2a9d"
 # Azurite's well-known development account (documented, not a secret of anyone's).
@@ -454,7 +454,7 @@ def test_an_agent_restart_mails_the_interrupted_run_and_the_notification_it_had_
     password_file.write_text(SMTP_PASSWORD + "\n")
     smtp = {"host": "127.0.0.1", "port": smtp_server["port"], "from_address": "agent@model-serving.test",
             "ca_file": smtp_server["ca_file"], "user": SMTP_USER, "password_file": str(password_file)}  # fmt: skip
-    config = parse_config({"port": 35689, "state_file": str(tmp_path / "state.json"), "log_dir": str(tmp_path / "logs"), "smtp": smtp})
+    config = parse_config({"port": 16689, "state_file": str(tmp_path / "state.json"), "log_dir": str(tmp_path / "logs"), "smtp": smtp})
 
     def stored(execution_id: str, status: str, on_success: List[str], on_failure: List[str]) -> Dict[str, Any]:
         return {"id": execution_id, "workflow_id": "restart", "status": status, "submitted_at": "2026-12-01T10:00:00Z",

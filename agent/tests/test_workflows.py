@@ -1,5 +1,5 @@
 """The score workflow (agent/model_serving_agent/workflows): a real MLflow server with registered iris
-(conftest), one agent on ports 35400-35799, scoring subprocesses of the project's venv.
+(conftest), one agent on ports 16400-16799, scoring subprocesses of the project's venv.
 
 Covers: 150 iris rows in batches of 32 equal mlflow.pyfunc in process (by version and by alias; CSV,
 JSON lines and a folder of Parquet files in; CSV, JSON lines and Parquet out; overrides from
@@ -20,7 +20,7 @@ import requests
 from .support import TOKEN, Agent, free_port, pid_alive
 
 COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-PORTS = {"port": range(35400, 35410), "front": (35410, 35459), "backend": (35500, 35599)}
+PORTS = {"port": range(16400, 16410), "front": (16410, 16459), "backend": (16500, 16599)}
 MIB = 1024 * 1024
 MILLION = 1_000_000
 # The scoring process's VmHWM for 1,000,000 rows in batches of 10,000 may exceed the 150-row run's by
@@ -353,7 +353,7 @@ def test_sessions_expire_and_old_executions_are_pruned_with_their_run_folders(tm
     time.sleep(0.3)
     assert not sessions.valid(session_id)
 
-    config = parse_config({"port": 35799, "state_file": str(tmp_path / "state.json"), "log_dir": str(tmp_path / "logs")})
+    config = parse_config({"port": 16799, "state_file": str(tmp_path / "state.json"), "log_dir": str(tmp_path / "logs")})
     service = WorkflowService(config)
     for i in range(KEEP_EXECUTIONS + 2):
         run_dir = tmp_path / "logs" / "workflow-runs" / f"e{i:04d}"

@@ -132,7 +132,7 @@ describeReal("StandaloneScorer on a Docker host over ssh://", () => {
           "-o",
           "IdentitiesOnly=yes",
         ],
-        port: reservedPort(34600),
+        port: reservedPort(18600),
         containerName: `modelserving-replay-ssh-${process.pid}`,
         memoryMb: 1024,
         baseImage: scorerBaseImage(),

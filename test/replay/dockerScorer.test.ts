@@ -86,15 +86,15 @@ const SAMPLE = { dataframe_split: { columns: COLUMNS, data: ROWS } };
 const why = skipReason(mlflowMissingReason() ?? dockerMissingReason());
 const describeReal = why ? describe.skip : describe;
 
-/** A port from 33000-34999 (this suite's range), reserved like test/support's freePort, and bindable. */
+/** A port from 13000-14999 (this suite's range), reserved like test/support's freePort, and bindable. */
 async function replayPort(): Promise<number> {
   for (let i = 0; i < 100; i++) {
-    const port = 33000 + Math.floor(Math.random() * 2000);
+    const port = 13000 + Math.floor(Math.random() * 2000);
     if (tryReservePort(port) && (await bindable(port))) {
       return port;
     }
   }
-  throw new Error("no free port in 33000-34999");
+  throw new Error("no free port in 13000-14999");
 }
 function bindable(port: number): Promise<boolean> {
   return new Promise((resolve) => {

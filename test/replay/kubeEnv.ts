@@ -44,12 +44,12 @@ export function kubeMissingReason(): string | undefined {
 
 async function port(): Promise<number> {
   for (let i = 0; i < 100; i++) {
-    const p = 33000 + Math.floor(Math.random() * 2000);
+    const p = 13000 + Math.floor(Math.random() * 2000);
     if (tryReservePort(p)) {
       return p;
     }
   }
-  throw new Error("no free port in 33000-34999");
+  throw new Error("no free port in 13000-14999");
 }
 
 export interface KubeApi {

@@ -124,7 +124,7 @@ describeReal("targets.kubernetes: build, push to a real registry, deploy by dige
       demoModel(1.0),
       path.join(tmp, "contexts"),
     );
-    registry = await startRegistry(reservedPort(35800), path.join(tmp, "registry"));
+    registry = await startRegistry(reservedPort(19600), path.join(tmp, "registry"));
     api = await startKubeApi();
 
     // As index.ts declares a model's `targets.kubernetes` (image pushed, Deployment by digest).
@@ -226,7 +226,7 @@ describeReal("targets.kubernetes: build, push to a real registry, deploy by dige
       await docker(["pull", "-q", ref]);
       timings.pullSeconds = (Date.now() - t) / 1000;
       const spec = deployment.spec.template.spec.containers[0];
-      const port = reservedPort(35900);
+      const port = reservedPort(19800);
       const name = `modelserving-replay-pull-${process.pid}`;
       containers.push(name);
       const env = (spec.env as { name: string; value: string }[]).flatMap((e) => [

@@ -90,6 +90,10 @@ function currentTestFile(): string | undefined {
  *   stays until its process is gone (jest gives test code no exit hook that runs) and is taken over
  *   when picked after that;
  * - the port is checked bindable on 127.0.0.1 before it is returned.
+ * Every fixed test range is below the ephemeral range for the same reason: 13000-14999 the Docker and
+ * Kubernetes replays, 16000-16999 the agent's pytest suite (agent/tests/support.py, no reservation
+ * files: it runs beside the jest projects), 17000-17999 reservePortBlock, 18000-18999 the SSH test
+ * hosts, 19600-19999 the registry replay; 15001-15999 is left to the agent's default backends.
  * What remains: a process that does not use this reservation and binds a fixed port in 20000-32767
  * between the check and the server's bind. Where the server can bind port 0 itself (a test's own
  * net.Server), use listenOnFreePort instead; startTestServer retries on a fresh port when MLflow's
@@ -138,13 +142,13 @@ export function tryReservePort(port: number): boolean {
   return false;
 }
 
-/** `count` consecutive ports in `first`-`last` (default 36000-36999, this suite's range for the
+/** `count` consecutive ports in `first`-`last` (default 17000-17999, this suite's range for the
  * agent's port ranges), each reserved through tryReservePort; `avoid` are never picked. */
 export function reservePortBlock(
   count: number,
   avoid: number[] = [],
-  first = 36000,
-  last = 36999,
+  first = 17000,
+  last = 17999,
 ): number[] {
   for (let attempt = 0; attempt < 200; attempt++) {
     const start = first + Math.floor(Math.random() * (last - first + 2 - count));

@@ -16,7 +16,7 @@ const run = promisify(execFile);
  * - network: `ip netns add ms-netns-<id>` with its own loopback, and a veth pair with a /30 from
  *   10.213.0.0/16 (NAT'd out, for apt and pip) that the tests never address: they reach the host only
  *   on 127.0.0.1 ports of this machine, forwarded 1:1 into the namespace's own 127.0.0.1 by
- *   netns_forward.py (sshd and every `ports` entry, all from 34000-34999);
+ *   netns_forward.py (sshd and every `ports` entry, all from 18000-18999);
  * - filesystem: an overlay whose lower layer is the cached debootstrap rootfs the Docker image is
  *   imported from (`scripts/sshhost-image.sh rootfs`, below a provisioned layer when `layer` is
  *   set), one upper dir per host, removed on stop; the CA file, the keys (read-only) and, with
@@ -85,7 +85,7 @@ async function sh(cmd: string, args: string[]): Promise<string> {
   return stdout;
 }
 
-/** The /30 of host `index` (0-999, the sshd port's offset in 34000-34999): outer .1, inner .2. */
+/** The /30 of host `index` (0-999, the sshd port's offset in 18000-18999): outer .1, inner .2. */
 function subnet(index: number): { outer: string; inner: string; net: string } {
   const base = index * 4;
   const prefix = `10.213.${base >> 8}`;
@@ -146,7 +146,7 @@ export async function startNetnsHost(
   const name = `ms-netns-${id}`;
   const outerIf = `msn${id}`;
   const innerIf = `msp${id}`;
-  const net = subnet(sshPort - 34000);
+  const net = subnet(sshPort - 18000);
   const caFile = process.env.SSL_CERT_FILE ?? "/etc/ssl/certs/ca-certificates.crt";
   const dir = tempDir("netnshost");
   const [upper, work, root] = ["upper", "work", "root"].map((d) => path.join(dir, d));

@@ -18,7 +18,7 @@ const run = promisify(execFile);
  * the private engine of scripts/dockerd.sh, running sshd with a host key and user keys generated for
  * this run. Two users log in: `root`, and `deploy`, a sudo user (NOPASSWD, the admin guide's setup).
  * sshd and `ports` are published 1:1 on 127.0.0.1 (a port the host serves on is the port the test
- * reaches), all from 34000-34999.
+ * reaches), all from 18000-18999.
  *
  * The host trusts the deploying machine's CA file ($SSL_CERT_FILE, mounted read-only, never copied
  * into the image) so pip and apt reach their registries. No pip cache is mounted: on this machine pip's
@@ -49,8 +49,8 @@ export interface SshTestHost {
 export type TestHostKind = "docker" | "netns";
 
 const IMAGE_SCRIPT = path.join(repoRoot, "scripts", "sshhost-image.sh");
-const PORT_MIN = 34000;
-const PORT_MAX = 34999;
+const PORT_MIN = 18000;
+const PORT_MAX = 18999;
 
 /** MODEL_SERVING_TEST_HOST: `docker`, `netns` or `auto` (unset: auto). */
 export function requestedTestHost(env: NodeJS.ProcessEnv = process.env): TestHostKind | "auto" {
@@ -139,7 +139,7 @@ async function docker(args: string[]): Promise<string> {
   return stdout;
 }
 
-/** `count` consecutive free ports in 34000-34999, each reserved in the tests' port lock dir. */
+/** `count` consecutive free ports in 18000-18999, each reserved in the tests' port lock dir. */
 async function portBlock(count: number): Promise<number[]> {
   for (let attempt = 0; attempt < 100; attempt++) {
     const start = PORT_MIN + Math.floor(Math.random() * (PORT_MAX - PORT_MIN + 1 - count));
