@@ -17,10 +17,10 @@ if command -v go >/dev/null; then
   cleanup+=("kill -- -$kube_build 2>/dev/null || true")
 fi
 trap 'for c in "${cleanup[@]}"; do eval "$c"; done' EXIT
-# The MLOps agent's own tests (agent/tests: real model servers on loopback, ports 35000-35999) run
+# The MLOps agent's own tests (agent/tests: real model servers on loopback, ports 16000-16999) run
 # meanwhile: they are mostly waits on model servers, so the type-check, lint, Go tests and jest unit
 # suites go beside them, and so does the start of the jest projects that start servers (their ports are
-# reserved in 20000-32767 and 36000-36999, test/support/env.ts): a full run (no arguments) does not wait
+# reserved in 13000-14999 and 17000-32767, test/support/env.ts): a full run (no arguments) does not wait
 # for them to start those, it stops before them only if the agent's tests already failed, and it
 # fails at the end if they did.
 agent_log="$(mktemp "${TMPDIR:-/tmp}/agent-pytest.XXXXXX")"
@@ -67,7 +67,17 @@ npx jest --selectProjects unit
 if ! kill -0 "$agent_tests" 2>/dev/null; then
   wait_for_agent_tests
 fi
+# The suites that start servers, in two lanes side by side (test/support/replayLastSequencer.js):
+# lane 1 prints as it goes, lane 2 into a file printed when both are done.
 rc=0
-npx jest --runInBand --selectProjects integration engine faults replay || rc=$?
+server_projects=(--runInBand --selectProjects integration engine faults replay)
+lane_two_log="$(mktemp "${TMPDIR:-/tmp}/jest-lane-two.XXXXXX")"
+setsid npx jest "${server_projects[@]}" --shard=2/2 >"$lane_two_log" 2>&1 &
+lane_two=$!
+cleanup+=("kill -- -$lane_two 2>/dev/null || true; rm -f $lane_two_log")
+npx jest "${server_projects[@]}" --shard=1/2 || rc=$?
+wait "$lane_two" || rc=$?
+echo "[test] lane 2 of the jest projects that start servers (MLflow servers on this machine):"
+cat "$lane_two_log"
 wait_for_agent_tests || rc=$?
 exit "$rc"

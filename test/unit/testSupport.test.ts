@@ -71,3 +71,34 @@ describe("freePort", () => {
     }
   });
 });
+
+describe("the two lanes of the server suites (replayLastSequencer)", () => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { inLaneOne } = require("../support/replayLastSequencer") as {
+    inLaneOne: (p: string) => boolean;
+  };
+  const root = path.join(__dirname, "..", "..");
+  const suites = (dir: string): string[] =>
+    fs
+      .readdirSync(path.join(root, dir), { recursive: true, encoding: "utf8" })
+      .filter((f) => f.endsWith(".test.ts"))
+      .map((f) => path.join(root, dir, f));
+
+  it("puts the SSH-host, Docker and fault suites in lane 1 and the local MLflow suites in lane 2", () => {
+    const lane = (p: string) => (inLaneOne(path.join(root, p)) ? 1 : 2);
+    expect(lane("test/integration/remote/provision.test.ts")).toBe(1);
+    expect(lane("test/engine/remoteStack.test.ts")).toBe(1);
+    expect(lane("test/replay/kubeScorer.test.ts")).toBe(1);
+    expect(lane("test/faults/faults.test.ts")).toBe(1);
+    expect(lane("test/engine/agentStack.test.ts")).toBe(2);
+    expect(lane("test/integration/deployment.test.ts")).toBe(2);
+    expect(lane("test/faults/badInput.test.ts")).toBe(2);
+  });
+
+  it("gives each lane suites (a renamed suite does not empty one)", () => {
+    const all = ["test/integration", "test/engine", "test/faults", "test/replay"].flatMap(suites);
+    const one = all.filter(inLaneOne).length;
+    expect(one).toBeGreaterThanOrEqual(10);
+    expect(all.length - one).toBeGreaterThanOrEqual(10);
+  });
+});
