@@ -12,11 +12,13 @@ import {
   whyEngineCannotRun,
 } from "../support/engineStack";
 import { demoModel, IRIS_ROW, reservePortBlock, tempDir, venvPython } from "../support/env";
+import { mlflowPython, Registered } from "../support/registryClient";
 
 // Deploy mode `agent` end to end on the real engine: the stack starts MLflow and the MLOps agent here,
 // the agent serves the model behind its stable front URL. A registration bump switches versions under
 // a constant load with zero failed requests; a challenger from config splits the front URL's
-// requests by its weight, and X-Model-Variant pins one side; a kill -9 of the agent is repaired by its supervisor,
+// requests by its weight (a version registered outside the stack, followed by its alias), and
+// X-Model-Variant pins one side; a kill -9 of the agent is repaired by its supervisor,
 // and a kill -9 of the supervisor by refresh + up, on the same URL with the same version (its backend
 // adopted, not restarted); destroy leaves nothing running;
 // the agent token is never in plaintext in the checkpoint, the outputs, the logs or the agent's
@@ -404,20 +406,31 @@ describeEngine("deploy mode agent on the real engine", () => {
       (await agentGet(apiUrl, `/api/v1/workflow/executions/${onUp2.lastExecutionId}`)).body,
     ).toMatchObject({ model_uri: "models:/iris/2", status: "succeeded" });
 
-    // 2b. Champion/challenger from config: version 1 as the challenger (weight 0.3) behind the same
-    // front URL; X-Model-Variant pins a request to either side. Removing it again leaves the champion.
+    // 2b. Champion/challenger from config: a version registered outside the stack (as a training
+    // pipeline would) carries the alias "challenger"; the config's challenger follows that alias with
+    // weight 0.3 behind the same front URL; X-Model-Variant pins a request to either side. Removing
+    // it again leaves the champion serving alone. (The bump above replaced version 1.)
+    const trackingUri = `http://127.0.0.1:${mlflowPort}`;
+    const outside = await mlflowPython<Registered>(
+      trackingUri,
+      "register",
+      "iris",
+      demoModel(0.01),
+    );
+    await mlflowPython(trackingUri, "alias", "iris", "challenger", outside.version);
+    const challengerUri = `models:/iris/${outside.version}`;
     const iris2 = { name: "iris", source: demoModel(1.0), sampleInput: IRIS_ROW, registration: 2 };
-    await engine.setModels([{ ...iris2, challenger: { version: 1, weight: 0.3 } }]);
+    await engine.setModels([{ ...iris2, challenger: { alias: "challenger", weight: 0.3 } }]);
     const tc = Date.now();
     await engine.stack.up(engine.opts());
     const challengerUp = (Date.now() - tc) / 1000;
     expect(await entry()).toMatchObject({ version: "2", url: first.url });
     expect((await agentGet(apiUrl, "/models/iris")).body).toMatchObject({
       model_uri: "models:/iris/2",
-      challenger: { model_uri: "models:/iris/1", weight: 0.3 },
+      challenger: { model_uri: challengerUri, weight: 0.3 },
     });
     const split = await servedBy(first.url, 400);
-    const challengerShare = (split["models:/iris/1"] ?? 0) / 400;
+    const challengerShare = (split[challengerUri] ?? 0) / 400;
     console.log(
       `agent e2e: challenger up ${challengerUp.toFixed(1)} s, split of 400 ${JSON.stringify(split)}`,
     );
@@ -426,7 +439,7 @@ describeEngine("deploy mode agent on the real engine", () => {
     expect(challengerShare).toBeGreaterThan(0.2);
     expect(challengerShare).toBeLessThan(0.4);
     expect(await servedBy(first.url, 20, { "X-Model-Variant": "challenger" })).toEqual({
-      "models:/iris/1": 20,
+      [challengerUri]: 20,
     });
     expect(await servedBy(first.url, 20, { "X-Model-Variant": "champion" })).toEqual({
       "models:/iris/2": 20,
