@@ -110,6 +110,7 @@ const agent =
                 python: path.join(path.dirname(cfg.mlflowBin), "python"),
                 dataDir: path.join(cfg.runDir, "agent"),
                 trackingUri: mlflow.trackingUri,
+                mlflowAuth: mlflow.auth,
               }),
       });
 

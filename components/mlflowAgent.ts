@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as path from "path";
 import type { RemoteServingArgs } from "../providers/deployment/types";
+import type { MlflowAuth } from "../providers/mlflow/connection";
 import { LocalAgent } from "../providers/localAgent";
 import { RemoteAgent } from "../providers/remoteAgent";
 import { agentPackage } from "../providers/remote/agentUnits";
@@ -28,6 +29,8 @@ export interface MlflowAgentArgs {
   readonly startTimeoutSeconds?: pulumi.Input<number>;
   /** The venv's python (mode `local`). */
   readonly python?: pulumi.Input<string>;
+  /** MLflow basic-auth credentials for the agent's model servers (mode `local`), secret. */
+  readonly mlflowAuth?: pulumi.Input<MlflowAuth | undefined>;
   /** The agent's config, token file, state and logs (mode `local`). */
   readonly dataDir?: pulumi.Input<string>;
   /** The MLflow tracking server the agent resolves `models:/` URIs against (mode `local`). */
@@ -91,6 +94,7 @@ export class MlflowAgent extends pulumi.ComponentResource {
           dataDir: args.dataDir!,
           trackingUri: args.trackingUri!,
           token: this.token,
+          mlflowAuth: args.mlflowAuth,
           // Adoption may start every recorded backend again before /health says ok.
           startTimeoutSeconds: this.startTimeoutSeconds.apply((s) => s + 120),
           backendStartTimeoutSeconds: this.startTimeoutSeconds,

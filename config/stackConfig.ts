@@ -544,18 +544,6 @@ export function parseStackConfig(
       ),
     );
   }
-  if (agent?.mode === "local" && raw.mlflowPassword !== undefined) {
-    problems.push(
-      problem(
-        PREFIX,
-        ["mlflow", "deployMode"],
-        "the agent started here does not hand MLflow credentials to its model servers yet; " +
-          'use deployMode "local" with mlflowPassword, or an agent of your own (mlflow.agent.url) ' +
-          "whose environment holds MLFLOW_TRACKING_USERNAME/PASSWORD",
-        "agent",
-      ),
-    );
-  }
   if (platform === "win32" && (mlflow.mode === "local" || servedHere)) {
     problems.push(
       problem(

@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import type * as core from "./agent/serverCore";
+import type { MlflowAuth } from "./mlflow/connection";
 import { assertProviderCodeCurrent, providerCode } from "./providerCode";
 
 // Thin dynamic resource over ./agent/serverCore (see the contract there), loaded from the installed
@@ -48,6 +49,9 @@ export interface LocalAgentArgs {
   trackingUri: pulumi.Input<string>;
   /** The API token; secret (only ever written to the agent's 0600 token file). */
   token: pulumi.Input<string>;
+  /** MLflow basic auth for the model servers; secret (only ever written to MLflow's credentials
+   * file in the agent's 0700 home). */
+  mlflowAuth?: pulumi.Input<MlflowAuth | undefined>;
   startTimeoutSeconds: pulumi.Input<number>;
   backendStartTimeoutSeconds: pulumi.Input<number>;
   backendWorkers?: pulumi.Input<number>;
@@ -72,7 +76,7 @@ export class LocalAgent extends pulumi.dynamic.Resource {
         token: pulumi.secret(args.token),
         owner: `${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}/${name}`,
       },
-      pulumi.mergeOptions(opts, { additionalSecretOutputs: ["token"] }),
+      pulumi.mergeOptions(opts, { additionalSecretOutputs: ["token", "mlflowAuth"] }),
       "modelserving",
       "LocalAgent",
     );

@@ -1,4 +1,4 @@
-"""python -m model_serving_agent.supervise --config agent.json
+"""python -m model_serving_agent.supervise --config agent.json [--agent-pid-file FILE]
 
 Supervision where no systemd runs the agent: this process runs `python -m model_serving_agent` as its
 child and starts it again when it dies, like the systemd unit's `Restart=always` (agent/systemd), so a
@@ -13,6 +13,8 @@ killed or crashed agent is back on the same port with the same models without an
   leaves no agent behind for refresh + up to trip over.
 - The child stays in the supervisor's process group: stopping the group stops both. The agent starts
   its backends in their own sessions, so they are not in it.
+- `--agent-pid-file` holds the running agent's pid (written at each start, removed when the
+  supervisor ends): what the remote host's scripts and tests read.
 """
 
 import argparse
@@ -39,8 +41,9 @@ def die_with_parent() -> None:
 
 
 class Supervisor:
-    def __init__(self, command: List[str]) -> None:
+    def __init__(self, command: List[str], agent_pid_file: Optional[str] = None) -> None:
         self.command = command
+        self.agent_pid_file = agent_pid_file
         self.child: Optional[subprocess.Popen] = None
         self.stopping = False
 
@@ -50,6 +53,16 @@ class Supervisor:
             self.child.send_signal(signal.SIGTERM)
 
     def run(self) -> int:
+        try:
+            return self.supervise()
+        finally:
+            if self.agent_pid_file:
+                try:
+                    os.unlink(self.agent_pid_file)
+                except FileNotFoundError:
+                    pass
+
+    def supervise(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self.on_signal)
         delay = FIRST_DELAY
@@ -57,6 +70,8 @@ class Supervisor:
             started = time.monotonic()
             self.child = subprocess.Popen(self.command, preexec_fn=die_with_parent)
             log(f"started the agent (pid {self.child.pid})")
+            if self.agent_pid_file:
+                write_atomically(self.agent_pid_file, f"{self.child.pid}\n")
             status = self.wait_child()
             if self.stopping:
                 return 0
@@ -89,6 +104,13 @@ class Supervisor:
             time.sleep(min(0.2, until - time.monotonic()))
 
 
+def write_atomically(path: str, text: str) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
 def describe(status: int) -> str:
     return f"killed by {signal.Signals(-status).name}" if status < 0 else f"status {status}"
 
@@ -96,9 +118,10 @@ def describe(status: int) -> str:
 def main(argv: "list[str] | None" = None) -> int:
     parser = argparse.ArgumentParser(prog="model_serving_agent.supervise", description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="the agent's JSON config file")
+    parser.add_argument("--agent-pid-file", help="holds the running agent's pid; removed on exit")
     args = parser.parse_args(argv)
     command = [sys.executable, "-m", "model_serving_agent", "--config", os.path.abspath(args.config)]
-    return Supervisor(command).run()
+    return Supervisor(command, args.agent_pid_file).run()
 
 
 if __name__ == "__main__":

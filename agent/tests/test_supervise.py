@@ -1,5 +1,5 @@
 """The supervisor (model_serving_agent.supervise), against the real agent with no models (ports
-16220-16229): a kill -9 of the agent is repaired without anyone calling, a config error is not retried,
+16220-16229): a kill -9 of the agent is repaired without anyone calling (its pid file follows), a config error is not retried,
 SIGTERM stops both, and a killed supervisor takes its agent with it."""
 
 import json
@@ -36,10 +36,10 @@ def write_config(tmp_path, token_file: bool = True) -> str:
     return str(path)
 
 
-def start(config: str, tmp_path) -> subprocess.Popen:
+def start(config: str, tmp_path, *extra: str) -> subprocess.Popen:
     log = open(tmp_path / "supervisor.log", "ab")
     return subprocess.Popen(
-        [sys.executable, "-m", "model_serving_agent.supervise", "--config", config],
+        [sys.executable, "-m", "model_serving_agent.supervise", "--config", config, *extra],
         cwd=AGENT_DIR, env={**os.environ, "PYTHONPATH": AGENT_DIR}, stdout=log, stderr=subprocess.STDOUT,
         start_new_session=True,
     )  # fmt: skip
@@ -86,16 +86,20 @@ def stop_after():
 
 def test_a_killed_agent_is_started_again_and_sigterm_stops_both(tmp_path, stop_after):
     config = write_config(tmp_path)
-    supervisor = start(config, tmp_path)
+    pid_file = tmp_path / "run" / "agent.pid"
+    pid_file.parent.mkdir()
+    supervisor = start(config, tmp_path, "--agent-pid-file", str(pid_file))
     stop_after(supervisor)
     wait_http(f"{url_of(config)}/health", 60)
     first = agent_child(supervisor)
+    assert pid_file.read_text() == f"{first}\n"
     os.kill(first, signal.SIGKILL)
     wait_gone(first, 10)
     # Back on the same port, answering as an agent (a bad token is refused), by a new process.
     wait_http(f"{url_of(config)}/health", 60)
     second = agent_child(supervisor)
     assert second != first
+    assert pid_file.read_text() == f"{second}\n"
     assert requests.get(f"{url_of(config)}/models", headers={"Authorization": "Bearer nope"}, timeout=5).status_code == 401
     assert requests.get(f"{url_of(config)}/models", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5).status_code == 200
     log = (tmp_path / "supervisor.log").read_text()
@@ -104,6 +108,7 @@ def test_a_killed_agent_is_started_again_and_sigterm_stops_both(tmp_path, stop_a
     supervisor.send_signal(signal.SIGTERM)
     assert supervisor.wait(timeout=40) == 0
     wait_gone(second, 10)
+    assert not pid_file.exists()
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{url_of(config)}/health", timeout=5)
 

@@ -2,6 +2,7 @@ import * as fs from "fs";
 import * as http from "http";
 import * as path from "path";
 import { diffByKeys } from "../diffKeys";
+import { writeCredentialsHome } from "../mlflow/credentialsHome";
 import * as proc from "../process";
 import { serverEnvironment } from "../process/env";
 
@@ -14,7 +15,11 @@ import { serverEnvironment } from "../process/env";
  * - replace: another host, port or data directory.
  * - update in place = a restart of the agent alone (its backends keep running and the new agent
  *   adopts them, so no model restarts): another interpreter, agent folder, port ranges, tracking URI,
- *   backend settings or token. The deadline for /health is only recorded.
+ *   backend settings or token, or MLflow basic auth turned on or off. New MLflow credentials are only
+ *   written (a model server reads them when it starts). The deadline for /health is only recorded.
+ * - MLflow basic auth (`mlflowAuth`, secret): MLflow's credentials file (providers/mlflow/
+ *   credentialsHome.ts) in `<dataDir>/mlflow-home` (0700), the agent's HOME, which its model servers
+ *   and scoring runs inherit: the password is in no process environment.
  * - create: writes `<dataDir>/agent.json` (no secret in it) and `<dataDir>/token` (0600, from the
  *   secret `token` input), reserves the API port machine-wide (kind "mlops-agent", crash-safe like
  *   the MLflow server: a killed `up`'s agent is adopted or stopped), starts the agent's supervisor in
@@ -49,6 +54,8 @@ export interface AgentServerArgs {
   trackingUri: string;
   /** Secret: written to the 0600 token file only. */
   token: string;
+  /** Secret: MLflow basic auth for the model servers, written to MLflow's credentials file only. */
+  mlflowAuth?: { username?: string; password?: string };
   /** Deadline for the agent's /health after a start. */
   startTimeoutSeconds: number;
   /** The agent's deadline for one backend start (/ping and the sample scoring). */
@@ -238,7 +245,18 @@ function tailOf(state: AgentServerState): string {
   return text.trim() === "" ? "(no log)" : proc.logExcerpt(text, 15);
 }
 
-/** Writes agent.json and the 0600 token file (rewritten 0600 when it existed). */
+/** `<dataDir>/mlflow-home`, the agent's HOME when MLflow has basic auth. */
+export function mlflowHomeOf(dataDir: string): string {
+  return path.join(path.resolve(dataDir), "mlflow-home");
+}
+
+function basicAuthOf(args: AgentServerArgs): { username: string; password: string } | undefined {
+  const a = args.mlflowAuth;
+  return a?.username && a.password ? { username: a.username, password: a.password } : undefined;
+}
+
+/** Writes agent.json, the 0600 token file (rewritten 0600 when it existed) and MLflow's credentials
+ * file (or removes it without basic auth). */
 export function writeAgentFiles(args: AgentServerArgs): void {
   const dataDir = path.resolve(args.dataDir);
   fs.mkdirSync(path.join(dataDir, "logs"), { recursive: true, mode: 0o700 });
@@ -246,6 +264,12 @@ export function writeAgentFiles(args: AgentServerArgs): void {
   fs.writeFileSync(tokenFile, `${args.token}\n`, { mode: 0o600 });
   fs.chmodSync(tokenFile, 0o600);
   fs.writeFileSync(path.join(dataDir, "agent.json"), JSON.stringify(agentConfig(args), null, 2));
+  const auth = basicAuthOf(args);
+  if (auth) {
+    writeCredentialsHome(mlflowHomeOf(dataDir), auth.username, auth.password);
+  } else {
+    fs.rmSync(mlflowHomeOf(dataDir), { recursive: true, force: true });
+  }
 }
 
 async function recoverAgent(
@@ -294,7 +318,11 @@ export async function startAgent(
   const env = serverEnvironment({
     base: process.env,
     mlflowBin: args.python,
-    set: { PYTHONPATH: path.resolve(args.agentDir), [AGENT_MARKER]: dataDir },
+    set: {
+      PYTHONPATH: path.resolve(args.agentDir),
+      [AGENT_MARKER]: dataDir,
+      ...(basicAuthOf(args) ? { HOME: mlflowHomeOf(dataDir) } : {}),
+    },
   });
   const handle = proc.spawnDetached(args.python, agentCommand(args), {
     env,
@@ -355,6 +383,7 @@ export async function stopAgent(state: AgentServerState): Promise<void> {
   const dataDir = path.resolve(state.dataDir);
   fs.rmSync(path.join(dataDir, "token"), { force: true });
   fs.rmSync(path.join(dataDir, "state.json"), { force: true });
+  fs.rmSync(mlflowHomeOf(dataDir), { recursive: true, force: true });
 }
 
 export async function readAgent(
@@ -385,7 +414,7 @@ const RESTART_KEYS = [
   "backendStartTimeoutSeconds",
   "backendWorkers",
 ] as const;
-const UPDATE_KEYS = [...RESTART_KEYS, "startTimeoutSeconds"] as const;
+const UPDATE_KEYS = [...RESTART_KEYS, "startTimeoutSeconds", "mlflowAuth"] as const;
 
 export function diffAgentServer(olds: AgentServerState, news: AgentServerArgs) {
   return diffByKeys<AgentServerArgs, keyof AgentServerArgs>(
@@ -402,10 +431,12 @@ export async function updateAgentServer(
   news: AgentServerArgs,
   log: (msg: string) => void = () => undefined,
 ): Promise<AgentServerState> {
-  const restart = RESTART_KEYS.some(
-    (k) => JSON.stringify(olds[k] ?? null) !== JSON.stringify(news[k] ?? null),
-  );
+  const restart =
+    RESTART_KEYS.some((k) => JSON.stringify(olds[k] ?? null) !== JSON.stringify(news[k] ?? null)) ||
+    // HOME is set when the agent starts.
+    (basicAuthOf(olds) === undefined) !== (basicAuthOf(news) === undefined);
   if (!restart && proc.isSameProcessAlive(olds)) {
+    writeAgentFiles(news);
     return { ...olds, ...news };
   }
   log(`restarting the agent on ${olds.url}: its backends keep serving and are adopted`);

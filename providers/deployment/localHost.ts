@@ -1,13 +1,19 @@
+import * as fs from "fs";
 import * as path from "path";
-import { mlflowTrackingEnv, resolveConnection } from "../mlflow/connection";
+import { resolveConnection } from "../mlflow/connection";
+import { serverTrackingEnv } from "../mlflow/credentialsHome";
 import * as proc from "../process";
 import { serverEnvironment } from "../process/env";
 import { DeploymentArgs, DeploymentState, ServerHealth, ServingHost } from "./types";
 
 /** Deploy mode `local`: `mlflow models serve --env-manager local` on this machine, in its own process
  * group (so delete can stop the server and all its workers), with an allow-listed environment, its port
- * reserved machine-wide and its start recorded before it is spawned (crash-safe create). */
+ * reserved machine-wide and its start recorded before it is spawned (crash-safe create). With MLflow
+ * basic auth its credentials are a file in a home of its own (providers/mlflow/credentialsHome.ts),
+ * not variables of its environment; stop removes that home. */
 export function localServingHost(): ServingHost {
+  const homeOf = (runDir: string, host: string, port: number) =>
+    path.join(runDir, "homes", `model-server-${host}-${port}`);
   const serveArgs = (args: DeploymentArgs, port: number): string[] => [
     "models",
     "serve",
@@ -101,8 +107,9 @@ export function localServingHost(): ServingHost {
         passEnv: args.passEnv,
         // The one credential policy (providers/mlflow/connection.ts): the auth input, else the
         // provider's MLFLOW_TRACKING_* credentials; the server gets exactly the resolved ones.
-        set: mlflowTrackingEnv(
+        set: serverTrackingEnv(
           resolveConnection({ trackingUri: args.trackingUri, auth: args.auth }, process.env),
+          homeOf(args.runDir, args.host, port),
         ),
       });
       const handle = proc.spawnDetached(args.mlflowBin, serveArgs(args, port), {
@@ -123,14 +130,21 @@ export function localServingHost(): ServingHost {
         );
       } catch (err) {
         await proc.killProcessGroup(handle);
+        fs.rmSync(homeOf(args.runDir, args.host, port), { recursive: true, force: true });
         throw err;
       }
+      // Fetched and loaded: the password need not stay on disk.
+      fs.rmSync(homeOf(args.runDir, args.host, port), { recursive: true, force: true });
       return state;
     },
 
     async stop(state: DeploymentState, options = {}): Promise<void> {
       await proc.killProcessGroup(state);
       await proc.waitForPortFree(state.host, state.servedPort, 15_000);
+      fs.rmSync(homeOf(state.runDir, state.host, state.servedPort), {
+        recursive: true,
+        force: true,
+      });
       if (!options.keepReservation) {
         await proc.releasePort(state.host, state.servedPort, state.owner);
       }

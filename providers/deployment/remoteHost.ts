@@ -1,6 +1,8 @@
 import { lastLines, SshSession, withSsh } from "../ssh/client";
 import { buildCommand } from "../ssh/command";
 import { writeRemoteFile } from "../ssh/files";
+import { shQuote } from "../ssh/quote";
+import { credentialsFileText } from "../mlflow/credentialsHome";
 import { venvDir } from "../remote/provisionScript";
 import * as scripts from "./remoteScripts";
 import {
@@ -37,8 +39,16 @@ function specOf(args: DeploymentArgs): scripts.RemoteServeSpec {
     modelUri: args.modelUri,
     bindHost: args.host,
     owner: args.owner ?? "",
-    credentials: args.auth !== undefined,
+    credentials: credentialsKind(args.auth),
   };
+}
+
+/** Basic auth goes into MLflow's credentials file, a token (MLflow has no file for one) into the env. */
+function credentialsKind(auth: DeploymentArgs["auth"]): "file" | "env" | undefined {
+  if (auth?.username !== undefined && auth.password !== undefined) {
+    return "file";
+  }
+  return auth?.token !== undefined ? "env" : undefined;
 }
 
 async function asRoot(ssh: SshSession, args: DeploymentArgs, script: string, what: string) {
@@ -148,11 +158,18 @@ export function remoteServingHost(): ServingHost {
 
     async start(args, port, log) {
       return withHost(args, async (ssh) => {
-        if (args.auth !== undefined) {
+        const kind = credentialsKind(args.auth);
+        if (kind !== undefined) {
           const user = remoteOf(args).layout.serviceUser;
           await writeRemoteFile(ssh, remoteOf(args).connection.user, {
-            path: scripts.credentialsPath(specOf(args), port),
-            content: scripts.credentialsEnv(args.auth),
+            path:
+              kind === "file"
+                ? `${scripts.credentialsHome(specOf(args), port)}/.mlflow/credentials`
+                : scripts.credentialsPath(specOf(args), port),
+            content:
+              kind === "file"
+                ? credentialsFileText(args.auth!.username!, args.auth!.password!)
+                : scripts.credentialsEnv(args.auth!),
             mode: "0600",
             owner: `${user}:${user}`,
             asRoot: true,
@@ -177,6 +194,15 @@ export function remoteServingHost(): ServingHost {
             "stopping it",
           ).catch(() => undefined);
           throw err;
+        }
+        if (kind === "file") {
+          // Fetched and loaded: the password need not stay on the host.
+          await asRoot(
+            ssh,
+            args,
+            `rm -rf ${shQuote(scripts.credentialsHome(specOf(args), port))}`,
+            "removing the model server's MLflow credentials",
+          );
         }
         return state;
       });

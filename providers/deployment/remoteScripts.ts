@@ -4,10 +4,12 @@ import { shJoin, shQuote } from "../ssh/quote";
  * The shell side of deploy mode `remote` (pure, unit-tested): port locks, start, identity, stop, on the
  * model-serving host. A port lock is a directory `<locks>/<port>` (mkdir is atomic) holding `owner`,
  * `command` and, once started, `pid` and `start` (the /proc start ticks: a recycled pid is never
- * mistaken for our server). No secret is part of any script or command line: with MLflow basic auth
- * the credentials reach the lock directory's `credentials.env` (0600, the service user's) over SSH
- * stdin; the server's shell reads it into MLflow's MLFLOW_TRACKING_USERNAME/PASSWORD (what `mlflow
- * models serve` needs to fetch the model) and removes it before exec.
+ * mistaken for our server). No secret is part of any script or command line. With MLflow basic auth
+ * the credentials reach MLflow's own credentials file in the lock directory's `home/.mlflow/` (0700
+ * dirs, a 0600 file, the service user's) over SSH stdin; the server runs with HOME there, so the
+ * password is in no process environment, and the home is removed once the server answers (it has
+ * fetched its model by then). A token has no such file in MLflow: it reaches `credentials.env`, which
+ * the server's shell reads into MLFLOW_TRACKING_TOKEN and removes before exec.
  */
 export interface RemoteServeSpec {
   /** <baseDir>/run/model-servers on the host. */
@@ -20,8 +22,9 @@ export interface RemoteServeSpec {
   modelUri: string;
   bindHost: string;
   owner: string;
-  /** Credentials were written to <lockDir>/credentials.env (MLflow basic auth). */
-  credentials?: boolean;
+  /** Where the credentials were written: `file` MLflow's credentials file under <lockDir>/home
+   * (basic auth), `env` <lockDir>/credentials.env (a token). */
+  credentials?: "file" | "env";
 }
 
 /** credentials.env: the basic-auth credentials as sh assignments (shell-quoted). */
@@ -44,6 +47,11 @@ export function credentialsEnv(auth: {
 
 export function credentialsPath(spec: Pick<RemoteServeSpec, "locksDir">, port: number): string {
   return `${lockDir(spec, port)}/credentials.env`;
+}
+
+/** The model server's HOME with MLflow basic auth: MLflow reads `.mlflow/credentials` there. */
+export function credentialsHome(spec: Pick<RemoteServeSpec, "locksDir">, port: number): string {
+  return `${lockDir(spec, port)}/home`;
 }
 
 export function serveArgv(spec: RemoteServeSpec, port: number): string[] {
@@ -102,13 +110,19 @@ export function startScript(spec: RemoteServeSpec, port: number): string {
   // The venv first on PATH: `mlflow models serve` runs `uvicorn` by name.
   const venvBin = spec.mlflowBin.slice(0, spec.mlflowBin.lastIndexOf("/"));
   const creds = shQuote(credentialsPath(spec, port));
-  const readCreds = spec.credentials ? `set -a; . ${creds}; set +a; rm -f ${creds}; ` : "";
-  const inner = `echo $$ > ${lockDir(spec, port)}/pid; ${readCreds}exec env ${shQuote(`PATH=${venvBin}:/usr/local/bin:/usr/bin:/bin`)} MLFLOW_TRACKING_URI=${shQuote(spec.trackingUri)} ${shJoin(serveArgv(spec, port))}`;
+  const readCreds =
+    spec.credentials === "env" ? `set -a; . ${creds}; set +a; rm -f ${creds}; ` : "";
+  const home =
+    spec.credentials === "file" ? ` ${shQuote(`HOME=${credentialsHome(spec, port)}`)}` : "";
+  const inner = `echo $$ > ${lockDir(spec, port)}/pid; ${readCreds}exec env ${shQuote(`PATH=${venvBin}:/usr/local/bin:/usr/bin:/bin`)}${home} MLFLOW_TRACKING_URI=${shQuote(spec.trackingUri)} ${shJoin(serveArgv(spec, port))}`;
   return [
     "set -e",
     `printf '%s' ${shQuote(shJoin(serveArgv(spec, port)))} > ${d}/command`,
     `rm -f ${d}/pid`,
     `chown ${shQuote(spec.serviceUser)} ${d}`,
+    ...(spec.credentials === "file"
+      ? [`chown -R ${shQuote(spec.serviceUser)} ${shQuote(credentialsHome(spec, port))}`]
+      : []),
     `cd ${d}`,
     `setsid -f runuser -u ${shQuote(spec.serviceUser)} -- sh -c ${shQuote(inner)} >> ${d}/log 2>&1 < /dev/null`,
     `i=0; while [ ! -s ${d}/pid ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done`,
@@ -145,6 +159,7 @@ export function stopScript(
     `kill -KILL -${pgid} 2>/dev/null || true`,
     `i=0; while ss -Hltn 'sport = :${port}' | grep -q . && [ $i -lt 30 ]; do sleep 0.5; i=$((i+1)); done`,
     `if ss -Hltn 'sport = :${port}' | grep -q .; then echo 'port ${port} is still in use on the host' >&2; exit 1; fi`,
+    `rm -rf ${shQuote(credentialsHome(spec, port))}`,
     keepLock
       ? `rm -f ${shQuote(lockDir(spec, port))}/pid`
       : `rm -rf ${shQuote(lockDir(spec, port))}`,

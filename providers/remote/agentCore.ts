@@ -11,6 +11,7 @@ import {
   agentPaths,
   agentRevision,
   agentSupervisorScript,
+  supervisorArgv,
   agentSystemdUnit,
   installedHashScript,
   remoteAgentConfig,
@@ -83,13 +84,12 @@ export function remoteAgentUrl(args: Pick<RemoteAgentArgs, "publicHost" | "port"
   return httpUrlOf(args.publicHost, args.port);
 }
 
-/** Prints `running` when the unit is active or the pidfile's process is our loop. */
+/** Prints `running` when the unit is active or the pidfile's process is the agent's supervisor. */
 export function agentRunningScript(spec: RemoteAgentSpec, supervisor: Supervisor): string {
-  const paths = agentPaths(spec.layout);
   return serviceRunningScript(supervisor, {
     unit: AGENT_UNIT_NAME,
-    pidFile: paths.supervisorPid,
-    loopScript: paths.supervisor,
+    pidFile: agentPaths(spec.layout).supervisorPid,
+    commandLine: supervisorArgv(spec.layout).join(" "),
   });
 }
 

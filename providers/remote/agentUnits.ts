@@ -18,7 +18,9 @@ import { HostLayout, venvDir } from "./provisionScript";
  * - <baseDir>/agent.json        the config (no secret); <baseDir>/agent-token the token (0600).
  * - <dataDir>/agent/            state.json and logs/: what destroy keeps, like MLflow's data.
  * - the unit `model-serving-agent.service` (KillMode=process: the backends outlive an agent restart
- *   and are adopted), or <baseDir>/agent-supervise.sh started with setsid as the service user.
+ *   and are adopted), or <baseDir>/agent-supervise.sh started with setsid as the service user, which
+ *   becomes the agent's own supervisor (`python -m model_serving_agent.supervise`, as for the local
+ *   agent: restarts with a backoff, a config error not retried).
  */
 export interface AgentPackage {
   /** Path relative to the package root -> base64 of the bytes. */
@@ -151,6 +153,21 @@ function agentEnv(layout: HostLayout): string[] {
   return [`PYTHONPATH=${paths.srcDir}`, `${REMOTE_AGENT_MARKER}=${paths.dataDir}`];
 }
 
+/** The agent's supervisor where systemd does not run (agent/model_serving_agent/supervise.py): it
+ * writes the running agent's pid to the agent pidfile. */
+export function supervisorArgv(layout: HostLayout): string[] {
+  const paths = agentPaths(layout);
+  return [
+    `${venvDir(layout)}/bin/python`,
+    "-m",
+    "model_serving_agent.supervise",
+    "--config",
+    paths.config,
+    "--agent-pid-file",
+    paths.agentPid,
+  ];
+}
+
 export function agentSystemdUnit(layout: HostLayout): string {
   return [
     "[Unit]",
@@ -177,31 +194,22 @@ export function agentSystemdUnit(layout: HostLayout): string {
 }
 
 /**
- * Where systemd does not run: a loop started with `setsid` as the service user that restarts the
- * agent 2 s after it exits (a kill -9 included), until the loop gets TERM; then it stops the agent
- * (TERM: it closes its fronts and leaves the backends for the next start) and removes the pidfiles.
+ * Where systemd does not run: started with `setsid` as the service user, it records its pid (kept
+ * across the exec), takes the profile's environment and becomes the agent's supervisor, which starts
+ * the agent again when it exits (a kill -9 included: after 1 s, backing off to 30 s while it keeps
+ * dying; exit status 2, a config or token file error, is not retried) until it gets TERM; then it
+ * stops the agent (TERM: it closes its fronts and leaves the backends for the next start).
  */
 export function agentSupervisorScript(layout: HostLayout): string {
   const paths = agentPaths(layout);
   const profileEnv = remotePaths(layout).profileEnv;
   return [
     "#!/bin/sh",
-    "# model-serving: keeps the MLOps agent running until this script gets TERM.",
+    "# model-serving: runs the MLOps agent under its supervisor until that gets TERM.",
     `echo $$ > ${shQuote(paths.supervisorPid)}`,
     `if [ -s ${shQuote(profileEnv)} ]; then set -a; . ${shQuote(profileEnv)}; set +a; fi`,
     `cd ${shQuote(paths.dataDir)}`,
-    "child=",
-    `trap 'kill -TERM "$child" 2>/dev/null; wait "$child" 2>/dev/null; rm -f ${shQuote(paths.supervisorPid)} ${shQuote(paths.agentPid)}; exit 0' TERM INT`,
-    "while :; do",
-    '  echo "supervisor: starting the agent at $(date -u +%Y-%m-%dT%H:%M:%SZ)"',
-    `  env ${agentEnv(layout).map(shQuote).join(" ")} ${shJoin(agentArgv(layout))} &`,
-    "  child=$!",
-    `  echo "$child" > ${shQuote(paths.agentPid)}`,
-    '  wait "$child"',
-    "  code=$?",
-    '  echo "supervisor: the agent exited ($code); restarting in 2 s"',
-    "  sleep 2",
-    "done",
+    `exec env ${agentEnv(layout).map(shQuote).join(" ")} ${shJoin(supervisorArgv(layout))}`,
     "",
   ].join("\n");
 }

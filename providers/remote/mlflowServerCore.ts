@@ -86,7 +86,7 @@ export function supervisorRunningScript(spec: RemoteServerSpec, supervisor: Supe
   return serviceRunningScript(supervisor, {
     unit: UNIT_NAME,
     pidFile: paths.supervisorPid,
-    loopScript: paths.supervisor,
+    commandLine: paths.supervisor,
   });
 }
 

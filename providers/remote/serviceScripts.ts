@@ -10,17 +10,18 @@ export type Supervisor = "systemd" | "process";
 export const DETECT_SUPERVISOR =
   "if [ -d /run/systemd/system ]; then echo systemd; else echo process; fi";
 
-/** Prints `running` when the unit is active, or when the pidfile's process is our restart loop. */
+/** Prints `running` when the unit is active, or when the pidfile's process is our supervisor: its
+ * command line contains `commandLine` (a pid reused by another process does not). */
 export function serviceRunningScript(
   supervisor: Supervisor,
-  service: { unit: string; pidFile: string; loopScript: string },
+  service: { unit: string; pidFile: string; commandLine: string },
 ): string {
   if (supervisor === "systemd") {
     return `if systemctl is-active --quiet ${service.unit}; then echo running; else echo stopped; fi`;
   }
   return [
     `pid=$(cat ${shQuote(service.pidFile)} 2>/dev/null || true)`,
-    `if [ -n "$pid" ] && tr '\\0' ' ' 2>/dev/null < /proc/"$pid"/cmdline | grep -qF ${shQuote(service.loopScript)}; then echo running; else echo stopped; fi`,
+    `if [ -n "$pid" ] && tr '\\0' ' ' 2>/dev/null < /proc/"$pid"/cmdline | grep -qF ${shQuote(service.commandLine)}; then echo running; else echo stopped; fi`,
   ].join("\n");
 }
 

@@ -12,10 +12,13 @@ import {
   whyEngineCannotRun,
 } from "../support/engineStack";
 import { demoModel, IRIS_ROW, reservePortBlock, tempDir, venvPython } from "../support/env";
+import { mlflowPython, Registered } from "../support/registryClient";
 
 // Deploy mode `agent` end to end on the real engine: the stack starts MLflow and the MLOps agent here,
 // the agent serves the model behind its stable front URL. A registration bump switches versions under
-// a constant load with zero failed requests; a kill -9 of the agent is repaired by its supervisor,
+// a constant load with zero failed requests; a challenger from config splits the front URL's
+// requests by its weight (a version registered outside the stack, followed by its alias), and
+// X-Model-Variant pins one side; a kill -9 of the agent is repaired by its supervisor,
 // and a kill -9 of the supervisor by refresh + up, on the same URL with the same version (its backend
 // adopted, not restarted); destroy leaves nothing running;
 // the agent token is never in plaintext in the checkpoint, the outputs, the logs or the agent's
@@ -43,14 +46,18 @@ interface Score {
   uri?: string;
 }
 
-function score(url: string): Promise<Score> {
+function score(url: string, headers: Record<string, string> = {}): Promise<Score> {
   return new Promise((resolve) => {
     const body = JSON.stringify(IRIS_ROW);
     const req = http.request(
       url,
       {
         method: "POST",
-        headers: { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(body) },
+        headers: {
+          "Content-Type": "application/json",
+          "Content-Length": Buffer.byteLength(body),
+          ...headers,
+        },
         timeout: 30_000,
       },
       (res) => {
@@ -64,6 +71,26 @@ function score(url: string): Promise<Score> {
     req.on("error", () => resolve({ status: 0 }));
     req.end(body);
   });
+}
+
+/** `count` scorings of `url`, 4 at a time: how many each model URI answered (failures as "failed"). */
+async function servedBy(
+  url: string,
+  count: number,
+  headers: Record<string, string> = {},
+): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  let left = count;
+  await Promise.all(
+    Array.from({ length: 4 }, async () => {
+      while (left-- > 0) {
+        const r = await score(url, headers);
+        const key = r.status === 200 ? (r.uri ?? "no X-Model-Uri") : "failed";
+        counts[key] = (counts[key] ?? 0) + 1;
+      }
+    }),
+  );
+  return counts;
 }
 
 /** Scores `url` with `concurrency` clients until `stop()` is called; counts every failure. */
@@ -378,6 +405,53 @@ describeEngine("deploy mode agent on the real engine", () => {
     expect(
       (await agentGet(apiUrl, `/api/v1/workflow/executions/${onUp2.lastExecutionId}`)).body,
     ).toMatchObject({ model_uri: "models:/iris/2", status: "succeeded" });
+
+    // 2b. Champion/challenger from config: a version registered outside the stack (as a training
+    // pipeline would) carries the alias "challenger"; the config's challenger follows that alias with
+    // weight 0.3 behind the same front URL; X-Model-Variant pins a request to either side. Removing
+    // it again leaves the champion serving alone. (The bump above replaced version 1.)
+    const trackingUri = `http://127.0.0.1:${mlflowPort}`;
+    const outside = await mlflowPython<Registered>(
+      trackingUri,
+      "register",
+      "iris",
+      demoModel(0.01),
+    );
+    await mlflowPython(trackingUri, "alias", "iris", "challenger", outside.version);
+    const challengerUri = `models:/iris/${outside.version}`;
+    const iris2 = { name: "iris", source: demoModel(1.0), sampleInput: IRIS_ROW, registration: 2 };
+    await engine.setModels([{ ...iris2, challenger: { alias: "challenger", weight: 0.3 } }]);
+    const tc = Date.now();
+    await engine.stack.up(engine.opts());
+    const challengerUp = (Date.now() - tc) / 1000;
+    expect(await entry()).toMatchObject({ version: "2", url: first.url });
+    expect((await agentGet(apiUrl, "/models/iris")).body).toMatchObject({
+      model_uri: "models:/iris/2",
+      challenger: { model_uri: challengerUri, weight: 0.3 },
+    });
+    const split = await servedBy(first.url, 400);
+    const challengerShare = (split[challengerUri] ?? 0) / 400;
+    console.log(
+      `agent e2e: challenger up ${challengerUp.toFixed(1)} s, split of 400 ${JSON.stringify(split)}`,
+    );
+    // Binomial(400, 0.3): a standard deviation of 0.023, so +-0.1 is over four of them.
+    expect(split.failed).toBeUndefined();
+    expect(challengerShare).toBeGreaterThan(0.2);
+    expect(challengerShare).toBeLessThan(0.4);
+    expect(await servedBy(first.url, 20, { "X-Model-Variant": "challenger" })).toEqual({
+      [challengerUri]: 20,
+    });
+    expect(await servedBy(first.url, 20, { "X-Model-Variant": "champion" })).toEqual({
+      "models:/iris/2": 20,
+    });
+    await engine.setModels([iris2]);
+    await engine.stack.up(engine.opts());
+    expect((await agentGet(apiUrl, "/models/iris")).body).toMatchObject({
+      model_uri: "models:/iris/2",
+      challenger: null,
+      backend: { pid: before.body.backend.pid },
+    });
+    expect(await servedBy(first.url, 40)).toEqual({ "models:/iris/2": 40 });
 
     // 3a. kill -9 the agent: its supervisor starts it again, which adopts the backend, so the front
     // is back on the same URL with the same version and no `up`; refresh sees the same supervisor.

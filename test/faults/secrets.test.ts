@@ -148,13 +148,21 @@ describeEngine("secrets audit", () => {
         pulumi: [],
       });
     }
-    // The MLflow server holds no MLflow password in its environment (it is in the 0600 ini); the model
-    // server has its credentials and tracking URI (the reads above looked at the right environments).
+    // No server holds the MLflow password in its environment: the MLflow server's is in its 0600 ini,
+    // the model server fetched its model with MLflow's credentials file in a home of its own (HOME),
+    // removed once it answered. The reads above looked at the right environments: the ini's path and
+    // that HOME are in them.
     const all = [...envs.values()];
     expect(all.some((e) => e.includes("MLFLOW_AUTH_CONFIG_PATH="))).toBe(true);
-    expect(all.some((e) => e.includes(`MLFLOW_TRACKING_PASSWORD=${PASSWORD}\0`))).toBe(true);
-    for (const e of all.filter((x) => x.includes("MLFLOW_AUTH_CONFIG_PATH="))) {
-      expect(e.includes(PASSWORD)).toBe(false);
+    for (const [pid, e] of envs) {
+      expect({ pid, password: e.includes(PASSWORD) }).toEqual({ pid, password: false });
+    }
+    const homes = all
+      .map((e) => /(?:^|\0)HOME=([^\0]*)\0/.exec(e)?.[1] ?? "")
+      .filter((h) => h.includes(`${path.sep}homes${path.sep}model-server-`));
+    expect(homes.length).toBeGreaterThanOrEqual(1);
+    for (const home of homes) {
+      expect({ home, exists: fs.existsSync(home) }).toEqual({ home, exists: false });
     }
     // The canaries did reach the engine: the CLI runs with this process's environment.
     expect(process.env.PULUMI_ACCESS_TOKEN).toBe(CANARIES.PULUMI_ACCESS_TOKEN);

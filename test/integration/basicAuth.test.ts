@@ -13,7 +13,18 @@ import {
 } from "../../providers/mlflowServerCore";
 import { createModelVersion, deleteModelVersion } from "../../providers/modelVersionCore";
 import { hashSource } from "../../providers/modelSource";
-import { demoModel, missingMlflow } from "../support/env";
+import { putDeployment, deleteAgentDeployment } from "../../providers/agent/deploymentCore";
+import { mlflowHomeOf, startAgent, stopAgent } from "../../providers/agent/serverCore";
+import {
+  demoModel,
+  IRIS_ROW,
+  missingMlflow,
+  postJson,
+  repoRoot,
+  reservePortBlock,
+  tempDir,
+  venvPython,
+} from "../support/env";
 import { errorText } from "../support/errorText";
 import { startTestServer, stopTestServer } from "../support/mlflowServer";
 
@@ -51,6 +62,80 @@ describeReal("MLflow with basic auth", () => {
     expect(created.id).toBe("iris-auth/1");
     await deleteModelVersion(created.outs);
   }, 120_000);
+
+  it("serves through the agent started here, with the password in no process environment", async () => {
+    const auth = { username: "admin", password: PASSWORD };
+    const source = demoModel(1.0);
+    const version = await createModelVersion({
+      trackingUri: server!.trackingUri,
+      auth,
+      name: "iris-agent-auth",
+      source,
+      sourceHash: hashSource(source),
+      aliases: [],
+      tags: {},
+      description: "",
+      registration: 1,
+      experimentName: "model-serving",
+      readyTimeoutSeconds: 60,
+    });
+    const [port, front, ...backends] = reservePortBlock(4);
+    const dataDir = tempDir("agent-auth");
+    const TOKEN = "agent-auth-token-5b1e9c0d7a2f";
+    const agent = await startAgent({
+      python: venvPython,
+      agentDir: path.join(repoRoot, "agent"),
+      host: "127.0.0.1",
+      port,
+      frontPorts: { first: front, last: front },
+      backendPorts: { first: backends[0], last: backends.at(-1)! },
+      dataDir,
+      trackingUri: server!.trackingUri,
+      token: TOKEN,
+      mlflowAuth: auth,
+      startTimeoutSeconds: 120,
+      backendStartTimeoutSeconds: 240,
+      backendWorkers: 1,
+    });
+    try {
+      // The agent's backend fetched models:/iris-agent-auth/1 from the protected server and scores.
+      const deployed = await putDeployment({
+        agentUrl: agent.url,
+        token: TOKEN,
+        modelName: "iris-agent-auth",
+        modelUri: "models:/iris-agent-auth/1",
+        sampleInput: IRIS_ROW,
+        startTimeoutSeconds: 240,
+      });
+      expect(await postJson(deployed.url, IRIS_ROW)).toMatchObject({ status: 200 });
+      // MLflow's credentials file in the agent's HOME (0700, 0600); the agent and its backends carry
+      // that HOME and not the password.
+      const home = mlflowHomeOf(dataDir);
+      expect(fs.statSync(home).mode & 0o777).toBe(0o700);
+      expect(fs.statSync(path.join(home, ".mlflow", "credentials")).mode & 0o777).toBe(0o600);
+      const marked = fs
+        .readdirSync("/proc")
+        .filter((p) => /^\d+$/.test(p))
+        .map((p) => {
+          try {
+            return fs.readFileSync(`/proc/${p}/environ`, "utf8");
+          } catch {
+            return "";
+          }
+        })
+        .filter((e) => e.includes(`MODEL_SERVING_AGENT_HOME=${path.resolve(dataDir)}\0`));
+      expect(marked.length).toBeGreaterThanOrEqual(3); // supervisor, agent, a backend
+      for (const e of marked) {
+        expect(`\0${e}`).toContain(`\0HOME=${home}\0`);
+        expect(e).not.toContain(PASSWORD);
+      }
+      await deleteAgentDeployment(deployed);
+    } finally {
+      await stopAgent(agent);
+      await deleteModelVersion(version.outs);
+    }
+    expect(fs.existsSync(mlflowHomeOf(dataDir))).toBe(false);
+  }, 600_000);
 
   it("rejects bad and missing credentials with a typed 401 that hides the password", async () => {
     for (const creds of [{ username: "admin", password: "wrong-password" }, {}]) {

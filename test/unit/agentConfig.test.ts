@@ -176,24 +176,17 @@ describe("deploy mode agent in the stack config", () => {
     expect(run).toThrow(new Error(message));
   });
 
-  it("refuses MLflow basic auth with an agent started here, and never shows the token", () => {
-    const run = () =>
-      parseStackConfig(
-        {
-          mlflow: { deployMode: "agent" },
-          models: [iris()],
-          agentToken: TOKEN,
-          mlflowPassword: { value: "a-long-enough-password", secret: true },
-        },
-        ctx,
-      );
-    expect(run).toThrow(
-      new Error(
-        invalid(
-          'model-serving:mlflow.deployMode: the agent started here does not hand MLflow credentials to its model servers yet; use deployMode "local" with mlflowPassword, or an agent of your own (mlflow.agent.url) whose environment holds MLFLOW_TRACKING_USERNAME/PASSWORD (got "agent")',
-        ),
-      ),
+  it("takes MLflow basic auth with an agent started here, and never shows the token", () => {
+    const cfg = parseStackConfig(
+      {
+        mlflow: { deployMode: "agent" },
+        models: [iris()],
+        agentToken: TOKEN,
+        mlflowPassword: { value: "a-long-enough-password", secret: true },
+      },
+      ctx,
     );
+    expect(cfg.mlflow.deployMode).toBe("agent");
     try {
       parse({ deployMode: "agent", agent: { port: 5050 } });
     } catch (err) {

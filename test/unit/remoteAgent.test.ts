@@ -274,13 +274,20 @@ describe("what is installed on the host", () => {
         "",
       ].join("\n"),
     );
-    const loop = agentSupervisorScript(DEFAULT_LAYOUT);
-    expect(loop).toContain(
-      "  env PYTHONPATH=/opt/model-serving/agent MODEL_SERVING_AGENT_HOME=/var/lib/model-serving/mlflow/agent /opt/model-serving/venv/bin/python -m model_serving_agent --config /opt/model-serving/agent.json &",
+    // Without systemd: the script becomes the agent's own supervisor (the local agent's), its pid kept.
+    expect(agentSupervisorScript(DEFAULT_LAYOUT).split("\n")).toEqual([
+      "#!/bin/sh",
+      "# model-serving: runs the MLOps agent under its supervisor until that gets TERM.",
+      "echo $$ > /opt/model-serving/run/agent-supervisor.pid",
+      "if [ -s /opt/model-serving/profile.env ]; then set -a; . /opt/model-serving/profile.env; set +a; fi",
+      "cd /var/lib/model-serving/mlflow/agent",
+      "exec env PYTHONPATH=/opt/model-serving/agent MODEL_SERVING_AGENT_HOME=/var/lib/model-serving/mlflow/agent /opt/model-serving/venv/bin/python -m model_serving_agent.supervise --config /opt/model-serving/agent.json --agent-pid-file /opt/model-serving/run/agent.pid",
+      "",
+    ]);
+    // Running means the pidfile's process is that supervisor, not any process that reused the pid.
+    expect(agentRunningScript(spec, "process")).toContain(
+      "grep -qF '/opt/model-serving/venv/bin/python -m model_serving_agent.supervise --config /opt/model-serving/agent.json --agent-pid-file /opt/model-serving/run/agent.pid'",
     );
-    expect(loop).toContain("echo $$ > /opt/model-serving/run/agent-supervisor.pid");
-    // The loop never kills a process group: the backends outlive a restarted agent.
-    expect(loop).not.toContain("kill -KILL");
   });
 
   it("renders shell that parses, and no token in any of it", () => {

@@ -53,6 +53,26 @@ describe("deploy mode remote: the scripts it runs on the host", () => {
     );
   });
 
+  test("with basic auth the server's HOME holds MLflow's credentials file; a token is read from a file", () => {
+    const file = scripts.startScript({ ...spec, credentials: "file" }, 5001);
+    expect(file).toContain("chown -R mlflow /opt/model-serving/run/model-servers/5001/home\n");
+    expect(file).toContain(
+      "exec env PATH=/opt/model-serving/venv/bin:/usr/local/bin:/usr/bin:/bin HOME=/opt/model-serving/run/model-servers/5001/home MLFLOW_TRACKING_URI=",
+    );
+    expect(file).not.toContain("credentials.env");
+    const token = scripts.startScript({ ...spec, credentials: "env" }, 5001);
+    expect(token).toContain(
+      "set -a; . /opt/model-serving/run/model-servers/5001/credentials.env; set +a; rm -f /opt/model-serving/run/model-servers/5001/credentials.env; exec env",
+    );
+    expect(token).not.toContain("HOME=");
+    for (const s of [file, token]) {
+      expect(() => execFileSync("sh", ["-n"], { input: s })).not.toThrow();
+    }
+    expect(scripts.stopScript(spec, 5001, 123, true)).toContain(
+      "rm -rf /opt/model-serving/run/model-servers/5001/home\n",
+    );
+  });
+
   // The port lock logic runs for real on this machine (a temp locks dir; `ss` sees this machine's ports).
   describe("reservePortScript, for real", () => {
     const dir = tempDir("remote-locks");
