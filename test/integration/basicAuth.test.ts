@@ -26,6 +26,7 @@ import {
   venvPython,
 } from "../support/env";
 import { errorText } from "../support/errorText";
+import { versionArgs } from "../support/versionArgs";
 import { startTestServer, stopTestServer } from "../support/mlflowServer";
 
 // A real MLflow server running the basic-auth app (`mlflow server --app-name basic-auth`).
@@ -65,20 +66,9 @@ describeReal("MLflow with basic auth", () => {
 
   it("serves through the agent started here, with the password in no process environment", async () => {
     const auth = { username: "admin", password: PASSWORD };
-    const source = demoModel(1.0);
-    const version = await createModelVersion({
-      trackingUri: server!.trackingUri,
-      auth,
-      name: "iris-agent-auth",
-      source,
-      sourceHash: hashSource(source),
-      aliases: [],
-      tags: {},
-      description: "",
-      registration: 1,
-      experimentName: "model-serving",
-      readyTimeoutSeconds: 60,
-    });
+    const version = await createModelVersion(
+      versionArgs(server!.trackingUri, "iris-agent-auth", demoModel(1.0), { auth }),
+    );
     const [port, front, ...backends] = reservePortBlock(4);
     const dataDir = tempDir("agent-auth");
     const TOKEN = "agent-auth-token-5b1e9c0d7a2f";
