@@ -1,5 +1,4 @@
-import { lastLines, SshSession, withSsh } from "../ssh/client";
-import { buildCommand } from "../ssh/command";
+import { lastLines, runScriptAsRoot, SshSession, withSsh } from "../ssh/client";
 import { writeRemoteFile } from "../ssh/files";
 import { shQuote } from "../ssh/quote";
 import { credentialsFileText } from "../mlflow/credentialsHome";
@@ -51,14 +50,8 @@ function credentialsKind(auth: DeploymentArgs["auth"]): "file" | "env" | undefin
   return auth?.token !== undefined ? "env" : undefined;
 }
 
-async function asRoot(ssh: SshSession, args: DeploymentArgs, script: string, what: string) {
-  return ssh.run(
-    buildCommand(remoteOf(args).connection.user, { argv: ["sh", "-s"], asRoot: true }),
-    {
-      stdin: script,
-      what,
-    },
-  );
+function asRoot(ssh: SshSession, args: DeploymentArgs, script: string, what: string) {
+  return runScriptAsRoot(ssh, remoteOf(args).connection.user, script, what);
 }
 
 function stateFor(

@@ -1,5 +1,5 @@
 import { changedKeys, containsUnknown } from "../diffKeys";
-import { lastLines, SshSession, withSsh } from "../ssh/client";
+import { lastLines, runScriptAsRoot, SshSession, withSsh } from "../ssh/client";
 import { buildCommand } from "../ssh/command";
 import { SshConnection } from "../ssh/connection";
 import { writeRemoteFile } from "../ssh/files";
@@ -187,20 +187,6 @@ export function agentStopScript(spec: RemoteAgentSpec, supervisor: Supervisor): 
   ].join("\n");
 }
 
-async function asRoot(
-  ssh: SshSession,
-  user: string,
-  script: string,
-  what: string,
-  timeoutMs = 120_000,
-) {
-  return ssh.run(buildCommand(user, { argv: ["sh", "-s"], asRoot: true }), {
-    stdin: script,
-    what,
-    timeoutMs,
-  });
-}
-
 async function logTail(ssh: SshSession, args: RemoteAgentArgs, supervisor: Supervisor) {
   const paths = agentPaths(args.layout);
   const script =
@@ -221,7 +207,7 @@ async function installPackage(ssh: SshSession, args: RemoteAgentArgs, log: (m: s
   const user = args.connection.user;
   const pkg = agentPackage(args.agentDir);
   const onHost = (
-    await asRoot(ssh, user, installedHashScript(args.layout), "reading the agent's hash")
+    await runScriptAsRoot(ssh, user, installedHashScript(args.layout), "reading the agent's hash")
   ).stdout.trim();
   if (onHost !== pkg.hash) {
     log(
@@ -233,7 +219,7 @@ async function installPackage(ssh: SshSession, args: RemoteAgentArgs, log: (m: s
     });
   }
   const requirements = Buffer.from(pkg.files["requirements.txt"], "base64").toString("utf8");
-  const out = await asRoot(
+  const out = await runScriptAsRoot(
     ssh,
     user,
     requirementsScript(args.layout, runtimePins(requirements)),
@@ -321,7 +307,7 @@ async function install(
       asRoot: true,
     });
     const revision = agentRevision(args, `${pkg.hash}:${args.provisioned ?? ""}`, supervisor);
-    const started = await asRoot(
+    const started = await runScriptAsRoot(
       ssh,
       user,
       agentStartScript(args, supervisor, revision, restart || pkg.copied),
@@ -331,9 +317,12 @@ async function install(
     try {
       await waitReady(ssh, args, supervisor, log);
     } catch (err) {
-      await asRoot(ssh, user, agentStopScript(args, supervisor), "stopping the agent").catch(
-        () => undefined,
-      );
+      await runScriptAsRoot(
+        ssh,
+        user,
+        agentStopScript(args, supervisor),
+        "stopping the agent",
+      ).catch(() => undefined);
       throw err;
     }
     const url = remoteAgentUrl(args);
@@ -408,7 +397,7 @@ export type RemoteAgentHealth = "serving" | "not answering" | "gone";
 export async function remoteAgentHealth(state: RemoteAgentState): Promise<RemoteAgentHealth> {
   return withSsh(state.connection, async (ssh) => {
     const running = (
-      await asRoot(
+      await runScriptAsRoot(
         ssh,
         state.connection.user,
         agentRunningScript(state, state.supervisor),
@@ -436,7 +425,7 @@ export async function readRemoteAgent(
 
 export async function deleteRemoteAgent(state: RemoteAgentState): Promise<void> {
   await withSsh(state.connection, (ssh) =>
-    asRoot(
+    runScriptAsRoot(
       ssh,
       state.connection.user,
       agentStopScript(state, state.supervisor),

@@ -1,5 +1,5 @@
 import { changedKeys, containsUnknown } from "../diffKeys";
-import { lastLines, SshSession, withSsh } from "../ssh/client";
+import { lastLines, runScriptAsRoot, SshSession, withSsh } from "../ssh/client";
 import { buildCommand } from "../ssh/command";
 import { SshConnection } from "../ssh/connection";
 import { writeRemoteFile } from "../ssh/files";
@@ -184,20 +184,6 @@ export function stopScript(spec: RemoteServerSpec, supervisor: Supervisor): stri
   ].join("\n");
 }
 
-async function asRoot(
-  ssh: SshSession,
-  user: string,
-  script: string,
-  what: string,
-  timeoutMs = 120_000,
-) {
-  return ssh.run(buildCommand(user, { argv: ["sh", "-s"], asRoot: true }), {
-    stdin: script,
-    what,
-    timeoutMs,
-  });
-}
-
 async function remoteLogTail(
   ssh: SshSession,
   user: string,
@@ -265,7 +251,12 @@ export async function createRemoteMlflowServer(
     );
     const paths = remotePaths(args.layout);
     if (args.backendStore.kind === "postgresql-local") {
-      await asRoot(ssh, user, postgresSetupScript(args, supervisor), "setting up PostgreSQL");
+      await runScriptAsRoot(
+        ssh,
+        user,
+        postgresSetupScript(args, supervisor),
+        "setting up PostgreSQL",
+      );
     }
     if (args.backendStore.kind === "postgresql-dsn") {
       // The password only in the service user's 0600 pgpass file (written over stdin).
@@ -292,7 +283,12 @@ export async function createRemoteMlflowServer(
         owner: `${args.layout.serviceUser}:${args.layout.serviceUser}`,
         asRoot: true,
       });
-      await asRoot(ssh, user, flaskKeyScript(args.layout), "making the basic-auth CSRF key");
+      await runScriptAsRoot(
+        ssh,
+        user,
+        flaskKeyScript(args.layout),
+        "making the basic-auth CSRF key",
+      );
     }
     if (supervisor === "systemd") {
       await writeRemoteFile(ssh, user, {
@@ -309,14 +305,17 @@ export async function createRemoteMlflowServer(
         asRoot: true,
       });
     }
-    await asRoot(ssh, user, startScript(args, supervisor), "starting the MLflow server");
+    await runScriptAsRoot(ssh, user, startScript(args, supervisor), "starting the MLflow server");
     try {
       await waitHealthy(ssh, args, supervisor, log);
     } catch (err) {
       // Nothing half-started stays behind (a restart loop of a server that cannot start).
-      await asRoot(ssh, user, stopScript(args, supervisor), "stopping the MLflow server").catch(
-        () => undefined,
-      );
+      await runScriptAsRoot(
+        ssh,
+        user,
+        stopScript(args, supervisor),
+        "stopping the MLflow server",
+      ).catch(() => undefined);
       throw err;
     }
     const trackingUri = trackingUriOf(args);
@@ -348,7 +347,7 @@ export async function remoteServerHealth(
 ): Promise<RemoteServerHealth> {
   return withSsh(state.connection, async (ssh) => {
     const running = (
-      await asRoot(
+      await runScriptAsRoot(
         ssh,
         state.connection.user,
         supervisorRunningScript(state, state.supervisor),
@@ -378,7 +377,7 @@ export async function readRemoteMlflowServer(
 /** Stops the server and frees its port; the data directory and database stay. */
 export async function deleteRemoteMlflowServer(state: RemoteMlflowServerState): Promise<void> {
   await withSsh(state.connection, (ssh) =>
-    asRoot(
+    runScriptAsRoot(
       ssh,
       state.connection.user,
       stopScript(state, state.supervisor),

@@ -2,6 +2,7 @@ import type { Client, ClientChannel, ConnectConfig } from "ssh2";
 import { describe, SshConnection } from "./connection";
 import { fingerprintOf, hostKeyAlgorithms, parseHostKeyPin } from "./hostKey";
 import { shQuote } from "./quote";
+import { buildCommand } from "./command";
 
 /**
  * One SSH session over ssh2 (a kept library, not the `ssh` binary): connect with a private key and a
@@ -230,4 +231,20 @@ export async function withSsh<T>(
   } finally {
     ssh.close();
   }
+}
+
+/** Runs a shell script as root (through sudo when `sshUser` is not root): `sh -s` with the script
+ * on stdin, so nothing of it is on a command line; an error names `what` unless it exits 0. */
+export function runScriptAsRoot(
+  ssh: SshSession,
+  sshUser: string,
+  script: string,
+  what: string,
+  timeoutMs?: number,
+): Promise<ExecResult> {
+  return ssh.run(buildCommand(sshUser, { argv: ["sh", "-s"], asRoot: true }), {
+    stdin: script,
+    what,
+    ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+  });
 }
