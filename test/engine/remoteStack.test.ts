@@ -1,11 +1,11 @@
 import { execFile, execFileSync } from "child_process";
 import * as fs from "fs";
-import * as http from "http";
 import * as path from "path";
 import { promisify } from "util";
 import { demoModel, IRIS_ROW, postJson, tempDir } from "../support/env";
 import { EngineStack, filesContaining, whyEngineCannotRun } from "../support/engineStack";
 import { missingSshHost, SshTestHost, startSshHost } from "../support/sshHost";
+import { loadLoop, score } from "../support/scoring";
 
 // mlflow.mode remote + deployMode remote end to end on the real engine against the SSH test host (a
 // container with its own filesystem, process table and address): one host, one stack lifecycle.
@@ -27,57 +27,6 @@ const skip = whyEngineCannotRun() ?? missingSshHost();
 const describeRemote = skip ? describe.skip : describe;
 const PASSPHRASE = "e2e-Ssh-Passphrase-7f3";
 const TOKEN = "e2e-remote-agent-token-5d1e8b20c4";
-
-/** One scoring POST: the status and the version that answered (0 when nothing did). */
-function score(url: string): Promise<{ status: number; uri?: string }> {
-  return new Promise((resolve) => {
-    const body = JSON.stringify(IRIS_ROW);
-    const req = http.request(
-      url,
-      {
-        method: "POST",
-        headers: { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(body) },
-        timeout: 30_000,
-      },
-      (res) => {
-        res.resume();
-        res.on("end", () =>
-          resolve({ status: res.statusCode ?? 0, uri: res.headers["x-model-uri"] as string }),
-        );
-      },
-    );
-    req.on("timeout", () => req.destroy());
-    req.on("error", () => resolve({ status: 0 }));
-    req.end(body);
-  });
-}
-
-/** Scores `url` with `concurrency` clients until `stop()`; counts every failure. */
-function loadLoop(url: string, concurrency: number) {
-  let running = true;
-  const results = { ok: 0, failed: 0, uris: new Set<string>(), statuses: [] as number[] };
-  const clients = Array.from({ length: concurrency }, async () => {
-    while (running) {
-      const r = await score(url);
-      if (r.status === 200) {
-        results.ok += 1;
-        if (r.uri) {
-          results.uris.add(r.uri);
-        }
-      } else {
-        results.failed += 1;
-        results.statuses.push(r.status);
-      }
-    }
-  });
-  return {
-    stop: async () => {
-      running = false;
-      await Promise.all(clients);
-      return results;
-    },
-  };
-}
 
 /** GET of the agent's API with the token. */
 async function agentGet(url: string): Promise<{ status: number; body: Record<string, unknown> }> {
